@@ -1,0 +1,6 @@
+"""The suite's harness: implementation records, the built-in catalog, cases, tolerances,
+and the pytest plugin that wires them (lsuite.plugin)."""
+
+from .records import BuildConfig, Impl, KnownDefect
+
+__all__ = ["BuildConfig", "Impl", "KnownDefect"]

@@ -1,0 +1,103 @@
+"""PyTorch's own error on a case: the yardstick for low-precision tolerances.
+
+The same loss the implementation claims, written with PyTorch's built-in primitives
+(`F.cross_entropy` with probability targets, `F.binary_cross_entropy_with_logits`) and
+evaluated in the case dtype on the same rounded inputs. Its distance from the float64
+reference is what careful arithmetic in that dtype costs; tolerances.py allows a
+multiple of it. This is an error scale, not ground truth: the reference alone is that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import reference
+
+from .cases import Inputs
+
+
+def _rows_last(array: np.ndarray) -> np.ndarray:
+    """(N, K, d...) -> (N*d..., K); (K,) -> (1, K); (N, K) unchanged."""
+    if array.ndim == 1:
+        return array[None, :]
+    return np.moveaxis(array, 1, -1).reshape(-1, array.shape[1])
+
+
+def _target_rows(inputs: Inputs, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(target distribution rows (R, K), kept-row mask (R,)), before class weights."""
+    spec = inputs.spec
+    if spec.targets == "probs":
+        given = _rows_last(inputs.target)
+        if spec.convention == "inclusive":
+            given = given * (1 - spec.eps) + spec.eps / num_classes
+        elif spec.convention.startswith("binary"):
+            share = 2 if spec.convention == "binary" else num_classes
+            given = given * (1 - spec.eps) + spec.eps / share
+        return given, np.ones(len(given), dtype=bool)
+    target = inputs.target.reshape(-1)
+    kept = np.ones(target.shape, dtype=bool) if spec.ignore_index is None else target != spec.ignore_index
+    rows = np.zeros((target.size, num_classes))
+    for cls in np.unique(target[kept]):
+        rows[target == cls] = reference.target_distribution(spec, num_classes, int(cls))
+    return rows, kept
+
+
+def _denominator(inputs: Inputs, kept: np.ndarray, weight: np.ndarray) -> float:
+    spec, shape = inputs.spec, inputs.logits.shape
+    if spec.reduction in ("none", "sum"):
+        return 1.0
+    if spec.reduction == "mean" and spec.targets == "index":
+        return float(weight[inputs.target.reshape(-1)[kept]].sum())
+    if spec.reduction in ("mean", "row_mean"):
+        return float(kept.size)
+    if spec.reduction == "batchmean":
+        return float(shape[0])
+    return float(np.prod(shape))
+
+
+def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[float, float]:
+    """(max abs value error, max abs gradient error) of PyTorch's own arithmetic in dtype."""
+    logits, spec = inputs.logits, inputs.spec
+    num_classes = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
+    rows, kept = _target_rows(inputs, num_classes)
+    weight = np.ones(num_classes) if inputs.weight is None else inputs.weight
+    tdtype = getattr(torch, dtype)
+    z = torch.tensor(_rows_last(logits), dtype=tdtype, requires_grad=True)
+    if spec.form == "bce":
+        per = F.binary_cross_entropy_with_logits(
+            z, torch.tensor(rows, dtype=tdtype), weight=torch.tensor(weight, dtype=tdtype),
+            reduction="none")
+        flat = _rows_last
+    else:
+        per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
+        if spec.form == "kl":
+            per = per + torch.tensor(_weighted_neg_entropy(rows, weight), dtype=tdtype)
+        per = per * torch.tensor(kept, dtype=tdtype)
+
+        def flat(array):
+            return np.asarray(array).reshape(-1)
+    if inputs.cotangent is not None:
+        value, value_ref = per.detach().double().numpy(), flat(value_ref)
+        (per * torch.tensor(flat(inputs.cotangent), dtype=tdtype)).sum().backward()
+    else:
+        total = per.sum() / _denominator(inputs, kept, weight)
+        total.backward()
+        value = total.detach().double().numpy()
+    return _max_abs(value, value_ref), _max_abs(z.grad.double().numpy(), _rows_last(grad_ref))
+
+
+def _weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Σ_c w_c q_c log q_c per row, 0 log 0 = 0 (the KL offset, CONVENTIONS §2)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
+    return (terms * weight).sum(axis=-1)
+
+
+def _max_abs(actual, expected) -> float:
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    finite = np.isfinite(actual) & np.isfinite(expected)
+    if not finite.any():
+        return 0.0
+    return float(np.max(np.abs(actual[finite] - expected[finite])))

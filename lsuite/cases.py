@@ -1,0 +1,177 @@
+"""One configuration of a check (a Case) and the deterministic inputs it stands for.
+
+A case's inputs are a pure function of its fields and the run seed, so a node id is a
+complete repro. Logits are drawn in float64, rounded to the case dtype, and the reference
+sees exactly the rounded values the implementation sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+import reference
+
+from .records import Impl
+
+LAYOUTS = ("2d", "nd", "unbatched")
+IGNORES = ("none", "negative", "in_range", "all")
+WEIGHTS = ("none", "random")
+TARGETS = ("index", "probs")
+
+NEGATIVE_IGNORE = -100  # PyTorch's default ignore_index
+IN_RANGE_IGNORE = 1  # a real class used as padding, like OpenNMT's pad index
+ND_SPATIAL = (3, 2)  # (d1, d2) of the N-D layout
+LOGIT_SCALE = 3.0  # std of the logits: confident enough that rounding matters in half precision
+
+
+@dataclass(frozen=True)
+class Case:
+    """One point of the check space. Axes a test does not vary keep these defaults."""
+
+    device: str = "cpu"
+    dtype: str = "float64"
+    reduction: str = "mean"
+    eps: float = 0.1
+    K: int = 11
+    N: int = 16
+    layout: str = "2d"
+    ignore: str = "none"
+    weight: str = "none"
+    targets: str = "index"
+
+    def replace(self, **changes) -> Case:
+        return dataclasses.replace(self, **changes)
+
+    def params(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def passed_ignore_index(self) -> int | None:
+        """The ignore_index handed to the implementation (None: not passed)."""
+        return {"none": None, "negative": NEGATIVE_IGNORE, "in_range": IN_RANGE_IGNORE,
+                "all": NEGATIVE_IGNORE}[self.ignore]
+
+    def effective_ignore_index(self, impl: Impl) -> int | None:
+        passed = self.passed_ignore_index
+        return impl.default_ignore_index if passed is None else passed
+
+
+def supports(impl: Impl, case: Case) -> str | None:
+    """None if the implementation claims to support the case, else why not."""
+    if case.dtype not in impl.dtypes:
+        return f"dtype {case.dtype}"
+    if case.device not in impl.devices:
+        return f"device {case.device}"
+    if case.reduction not in impl.reductions:
+        return f"reduction {case.reduction!r}"
+    if not impl.supports_eps(case.eps):
+        return f"eps={case.eps}"
+    if case.ignore != "none" and not impl.ignore_index:
+        return "ignore_index"
+    if case.weight != "none" and not impl.weights:
+        return "class weights"
+    if case.weight == "none" and impl.requires_weights:
+        return "running without class weights (the recipe always passes them)"
+    if case.targets == "probs" and not impl.prob_targets:
+        return "probability targets"
+    if case.layout == "nd" and not impl.nd:
+        return "N-D input"
+    if case.layout == "unbatched" and not impl.unbatched:
+        return "unbatched input"
+    if case.targets == "probs" and case.ignore != "none":
+        return "ignore_index with probability targets (PyTorch rejects it)"
+    if case.ignore == "in_range" and case.K <= IN_RANGE_IGNORE:
+        return "in-range ignore_index needs K > 1"
+    return None
+
+
+def default_case(impl: Impl) -> Case:
+    """The base case for an implementation: its first reduction, its smallest default eps."""
+    eps = 0.1 if impl.supports_eps(0.1) else impl.eps_max
+    reduction = "mean" if "mean" in impl.reductions else impl.reductions[0]
+    return Case(reduction=reduction, eps=eps, weight="random" if impl.requires_weights else "none")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a check feeds the implementation and the reference, as float64 NumPy."""
+
+    logits: np.ndarray  # float64, already rounded to the case dtype
+    target: np.ndarray  # int64 class indices or float64 probabilities (rounded to dtype)
+    weight: np.ndarray | None  # float64 (K,), rounded to dtype
+    cotangent: np.ndarray | None  # upstream gradient for reduction "none", rounded to dtype
+    ignore_index: int | None  # what the reference treats as ignored
+    spec: reference.Spec
+
+
+def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
+    """Round float64 values to a torch dtype and back (bfloat16 via torch)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array)).to(getattr(torch, dtype)).double().numpy()
+
+
+def case_seed(case: Case, run_seed: int) -> int:
+    """A stable per-case seed: the same case always draws the same inputs."""
+    fields = case.params()
+    fields.pop("device")  # cpu and cuda see identical inputs
+    return zlib.crc32(repr(sorted(fields.items())).encode()) ^ run_seed
+
+
+def shapes(case: Case) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(logits shape, class-index target shape)."""
+    if case.layout == "unbatched":
+        return (case.K,), ()
+    if case.layout == "nd":
+        return (case.N, case.K, *ND_SPATIAL), (case.N, *ND_SPATIAL)
+    return (case.N, case.K), (case.N,)
+
+
+def spec_for(impl: Impl, case: Case) -> reference.Spec:
+    ignore_index = case.effective_ignore_index(impl)
+    pad = None
+    if impl.pad_index_is_ignore_index and ignore_index is not None and 0 <= ignore_index < case.K:
+        pad = ignore_index
+    return reference.Spec(
+        convention=impl.convention, form=impl.form, eps=case.eps, reduction=case.reduction,
+        ignore_index=ignore_index if case.targets == "index" else None, pad_index=pad,
+        targets=case.targets,
+    )
+
+
+def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
+    rng = np.random.default_rng(case_seed(case, run_seed))
+    logits_shape, target_shape = shapes(case)
+    logits = round_to(rng.standard_normal(logits_shape) * LOGIT_SCALE, case.dtype)
+    if case.targets == "probs":
+        class_axis = 0 if case.layout == "unbatched" else 1
+        raw = rng.gamma(1.0, size=logits_shape)
+        target = round_to(raw / raw.sum(axis=class_axis, keepdims=True), case.dtype)
+    else:
+        target = rng.integers(0, case.K, size=target_shape)
+        passed = case.passed_ignore_index
+        if case.ignore == "all":
+            target = np.full(target_shape, passed, dtype=np.int64)
+        elif passed is not None:
+            hit = rng.random(target_shape) < 0.25
+            if target.ndim == 0:
+                hit = np.asarray(False)
+            target = np.where(hit, passed, target).astype(np.int64)
+    weight = None
+    if case.weight == "random":
+        weight = round_to(rng.uniform(0.2, 2.0, size=case.K), case.dtype)
+    cotangent = None
+    if case.reduction == "none":
+        out_shape = logits_shape if impl.form == "bce" else (
+            target_shape if case.targets == "index" else _rows_shape(case))
+        cotangent = round_to(rng.standard_normal(out_shape), case.dtype)
+    spec = spec_for(impl, case)
+    return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec)
+
+
+def _rows_shape(case: Case) -> tuple[int, ...]:
+    return shapes(case)[1]

@@ -1,0 +1,223 @@
+"""The built-in catalog: every label-smoothing recipe of the seed documents, as written.
+
+Each recipe keeps its text's quirks and constructor defaults; where that makes it fail a
+check, the record declares a KnownDefect with the reason, and the suite demonstrates it
+(strict xfail: if the defect ever stops showing, the run fails). Seeds are in
+../shared/seeds/; CONVENTIONS.md §5 summarises them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cases import NEGATIVE_IGNORE
+from .records import BuildConfig, Impl, KnownDefect
+
+HALF = ("bfloat16", "float16")
+
+
+def _torch_kwargs(cfg: BuildConfig) -> dict:
+    """Keyword arguments of nn.CrossEntropyLoss that a check passes."""
+    kwargs = {"label_smoothing": cfg.eps, "reduction": cfg.reduction}
+    if cfg.weight is not None:
+        kwargs["weight"] = cfg.weight
+    if cfg.ignore_index is not None:
+        kwargs["ignore_index"] = cfg.ignore_index
+    return kwargs
+
+
+def build_torch_ce(cfg: BuildConfig):
+    """Seed 000: `nn.CrossEntropyLoss(label_smoothing=eps)`; seed 002 adds `weight=`."""
+    return nn.CrossEntropyLoss(**_torch_kwargs(cfg))
+
+
+class ExclusiveQuizCE:
+    """Seed 000's quiz: targets built by hand as 1-eps on the class, eps/(K-1) elsewhere,
+    then `nn.CrossEntropyLoss` on those probability targets."""
+
+    def __init__(self, eps: float, reduction: str = "mean"):
+        self.eps = eps
+        self.loss = nn.CrossEntropyLoss(reduction=reduction)
+
+    def __call__(self, logits, target):
+        num_classes = logits.size(-1)
+        smoothed = torch.full_like(logits, self.eps / (num_classes - 1))
+        smoothed.scatter_(-1, target.unsqueeze(-1), 1.0 - self.eps)
+        return self.loss(logits, smoothed)
+
+
+class Seed001LabelSmoothingLoss(nn.Module):
+    """Seed 001, verbatim in behaviour: one-hot, inclusive mixing, KLDivLoss(batchmean)."""
+
+    def __init__(self, smoothing=0.1, dim=-1):
+        super().__init__()
+        self.smoothing = smoothing
+        self.dim = dim
+
+    def forward(self, pred, target):
+        target = F.one_hot(target, num_classes=pred.size(-1))
+        target = target.float()
+        target = (1 - self.smoothing) * target + self.smoothing / pred.size(-1)
+        log_pred = F.log_softmax(pred, dim=self.dim)
+        loss = nn.KLDivLoss(reduction="batchmean")(log_pred, target)
+        return loss
+
+
+class ForumLabelSmoothingLoss(nn.Module):
+    """Seed 002's forum recipe, verbatim in behaviour. `output` must be log-probabilities."""
+
+    def __init__(self, label_smoothing, tgt_vocab_size, ignore_index=-100):
+        assert 0.0 < label_smoothing <= 1.0
+        self.ignore_index = ignore_index
+        super().__init__()
+
+        smoothing_value = label_smoothing / (tgt_vocab_size - 2)
+        one_hot = torch.full((tgt_vocab_size,), smoothing_value)
+        one_hot[self.ignore_index] = 0
+        self.register_buffer("one_hot", one_hot.unsqueeze(0))
+
+        self.confidence = 1.0 - label_smoothing
+
+    def forward(self, output, target):
+        model_prob = self.one_hot.repeat(target.size(0), 1)
+        model_prob.scatter_(1, target.unsqueeze(1), self.confidence)
+        model_prob.masked_fill_((target == self.ignore_index).unsqueeze(1), 0)
+        return F.kl_div(output, model_prob, reduction="sum")
+
+
+def build_forum(cfg: BuildConfig):
+    kwargs = {} if cfg.ignore_index is None else {"ignore_index": cfg.ignore_index}
+    return ForumLabelSmoothingLoss(cfg.eps, cfg.num_classes, **kwargs).to(cfg.device)
+
+
+def build_forum_pad0(cfg: BuildConfig):
+    return ForumLabelSmoothingLoss(cfg.eps, cfg.num_classes, ignore_index=0).to(cfg.device)
+
+
+class SmoothedOneHotBCE:
+    """Seed 002's BCE variant: raw logits into `BCEWithLogitsLoss` with a smoothed one-hot
+    target (1-eps+eps/K on, eps/K off), default mean over all N*K elements."""
+
+    def __init__(self, eps: float):
+        self.eps = eps
+        self.loss = nn.BCEWithLogitsLoss()
+
+    def __call__(self, logits, target):
+        num_classes = logits.size(-1)
+        smoothed = F.one_hot(target, num_classes).to(logits.dtype)
+        smoothed = smoothed * (1 - self.eps) + self.eps / num_classes
+        return self.loss(logits, smoothed)
+
+
+class WeightedKLDiv:
+    """Seed 002's answer for smoothing plus class weights: `nn.KLDivLoss(reduction='none')`
+    with the weights applied to the unreduced loss. The seed gives no code; we read it
+    literally: inclusive targets, the (N, K) loss times weight[c], summed over classes,
+    averaged over rows."""
+
+    def __init__(self, eps: float, weight):
+        self.eps = eps
+        self.weight = weight
+        self.kl = nn.KLDivLoss(reduction="none")
+
+    def __call__(self, logits, target):
+        num_classes = logits.size(-1)
+        smoothed = F.one_hot(target, num_classes).to(logits.dtype)
+        smoothed = smoothed * (1 - self.eps) + self.eps / num_classes
+        unreduced = self.kl(F.log_softmax(logits, dim=-1), smoothed)
+        return (unreduced * self.weight).sum(dim=-1).mean()
+
+
+FLOAT32_TARGET = "the target is built in float32 (torch.full / .float()), so float64 logits get float32-rounded smoothing mass"
+PROMOTES = "the float32 target promotes the loss: bfloat16/float16 logits give a float32 loss"
+NEGATIVE_DEFAULT = (
+    "with ignore_index=-100 (its default) the recipe is broken: V < 100 raises IndexError "
+    "building one_hot[-100]; V >= 100 silently zeroes the real class V-100 and spreads eps "
+    "over V-2 classes; a target equal to -100 makes scatter_ raise before the masking"
+)
+
+
+def _half(case) -> bool:
+    return case.dtype in HALF
+
+
+CATALOG: tuple[Impl, ...] = (
+    Impl(
+        name="seed000_ce",
+        description="nn.CrossEntropyLoss(label_smoothing=eps) (seed 000)",
+        build=build_torch_ce, convention="inclusive", form="ce",
+        weights=False, prob_targets=True, validates_arguments=True,
+    ),
+    Impl(
+        name="seed002_ce_weighted",
+        description="nn.CrossEntropyLoss(weight=w, label_smoothing=eps) (seed 002's question)",
+        build=build_torch_ce, convention="inclusive", form="ce",
+        requires_weights=True, prob_targets=True, validates_arguments=True,
+    ),
+    Impl(
+        name="seed000_quiz_exclusive",
+        description="CrossEntropyLoss on hand-built exclusive targets (seed 000's quiz answer)",
+        build=lambda cfg: ExclusiveQuizCE(cfg.eps, cfg.reduction),
+        convention="exclusive", form="ce", default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False,
+    ),
+    Impl(
+        name="seed001_kldiv",
+        description="seed 001 LabelSmoothingLoss: one-hot, inclusive mix, KLDivLoss(batchmean)",
+        build=lambda cfg: Seed001LabelSmoothingLoss(smoothing=cfg.eps),
+        convention="inclusive", form="kl", reductions=("batchmean",), default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False,
+        known_defects=(
+            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
+            KnownDefect(FLOAT32_TARGET, when=lambda c: c.dtype == "float64" and c.eps > 0,
+                        when_text="dtype is float64 and eps > 0"),
+        ),
+    ),
+    Impl(
+        name="seed002_forum_kl",
+        description="seed 002 forum LabelSmoothingLoss as written (eps/(V-2), kl_div sum on log-probs, ignore_index=-100)",
+        build=build_forum, convention="padding_excluded", form="kl", input="log_probs",
+        reductions=("sum",), pad_index_is_ignore_index=True, weights=False, nd=False,
+        unbatched=False, eps_min=0.0, eps_min_inclusive=False,
+        known_defects=(
+            KnownDefect(NEGATIVE_DEFAULT, when=lambda c: (c.passed_ignore_index or NEGATIVE_IGNORE) < 0,
+                        when_text="ignore_index is negative (the default -100)"),
+            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
+            KnownDefect(FLOAT32_TARGET, when=lambda c: c.dtype == "float64",
+                        when_text="dtype is float64"),
+        ),
+    ),
+    Impl(
+        name="seed002_forum_kl_pad0",
+        description="the same forum recipe built with ignore_index=0, a real padding class (as OpenNMT uses it)",
+        build=build_forum_pad0, convention="padding_excluded", form="kl", input="log_probs",
+        reductions=("sum",), default_ignore_index=0, pad_index_is_ignore_index=True,
+        ignore_index=False, weights=False, nd=False, unbatched=False,
+        eps_min=0.0, eps_min_inclusive=False,
+        known_defects=(
+            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
+            KnownDefect(FLOAT32_TARGET, when=lambda c: c.dtype == "float64",
+                        when_text="dtype is float64"),
+        ),
+    ),
+    Impl(
+        name="seed002_bce",
+        description="seed 002 BCEWithLogitsLoss on raw logits with a smoothed one-hot target",
+        build=lambda cfg: SmoothedOneHotBCE(cfg.eps), convention="binary_classwise", form="bce",
+        reductions=("element_mean",), default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False,
+    ),
+    Impl(
+        name="seed002_kl_weighted",
+        description="seed 002 KLDivLoss(reduction='none') with class weights on the unreduced loss",
+        build=lambda cfg: WeightedKLDiv(cfg.eps, cfg.weight), convention="inclusive", form="kl",
+        reductions=("row_mean",), default_ignore_index=None, requires_weights=True,
+        ignore_index=False, nd=False,
+    ),
+)
+
+
+def by_name() -> dict[str, Impl]:
+    return {impl.name: impl for impl in CATALOG}

@@ -1,0 +1,60 @@
+"""Checks that an implementation rejects bad arguments the way nn.CrossEntropyLoss does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from .cases import Case, make_inputs
+from .harness import Context, build, call, tensors
+
+ISOLATED_TIMEOUT_S = 120  # a fresh interpreter importing torch and initialising CUDA
+
+
+def bad_target_value(case: Case, which: str) -> int:
+    return case.K if which == "K" else int(which)
+
+
+def attempt(ctx: Context, *, eps: float | None = None, target: str | None = None) -> str | None:
+    """Run the implementation with one bad argument: None if it raised, else what it returned."""
+    case = ctx.case if eps is None else ctx.case.replace(eps=eps)
+    inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
+    logits, good_target, weight = tensors(ctx, inputs)
+    if target is not None:
+        good_target = good_target.clone()
+        good_target.view(-1)[0] = bad_target_value(case, target)
+    bad_ctx = Context(impl=ctx.impl, case=case, seed=ctx.seed)
+    try:
+        out = call(bad_ctx, build(bad_ctx, weight), logits, good_target)
+        if isinstance(out, torch.Tensor) and out.device.type == "cuda":
+            torch.cuda.synchronize()  # a device-side assert surfaces here
+    except Exception:  # noqa: BLE001 - any raise is the expected rejection
+        return None
+    return repr(out.detach().cpu() if isinstance(out, torch.Tensor) else out)
+
+
+def attempt_isolated(ctx: Context, target: str) -> str | None:
+    """`attempt` in a fresh interpreter: a CUDA device-side assert poisons its process."""
+    request = {"impl": ctx.impl.name if ctx.impl.origin == "builtin" else ctx.impl.origin,
+               "case": ctx.case.params(), "seed": ctx.seed, "target": target}
+    proc = subprocess.run([sys.executable, "-m", "lsuite.isolate", json.dumps(request)],
+                          capture_output=True, text=True, timeout=ISOLATED_TIMEOUT_S)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return None  # the process died on the bad target: rejected, if rudely
+    return json.loads(lines[-1])["returned"]
+
+
+def expect_rejection(ctx: Context, *, eps: float | None = None, target: str | None = None) -> None:
+    if target is not None and ctx.case.device == "cuda":
+        returned = attempt_isolated(ctx, target)
+    else:
+        returned = attempt(ctx, eps=eps, target=target)
+    if returned is not None:
+        what = (f"label_smoothing={eps}" if eps is not None
+                else f"a target of {bad_target_value(ctx.case, target)} with K={ctx.case.K}")
+        raise ctx.fail(f"accepted {what} and returned {returned}, but should raise "
+                       "as nn.CrossEntropyLoss does")

@@ -1,0 +1,108 @@
+"""Turn an --ls-impl SPEC into an Impl record.
+
+SPEC is `package.module:attr` or `path/to/file.py:attr`. `attr` is either an `Impl`
+record, or a drop-in for `torch.nn.CrossEntropyLoss`: a class or factory taking (some of)
+the keyword arguments label_smoothing, weight, ignore_index, reduction, whose instances
+are called as `module(input, target)`. A drop-in is held to PyTorch's semantics
+(CONVENTIONS.md §4) for the keyword arguments its signature accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+from pathlib import Path
+
+from .records import BuildConfig, Impl
+
+DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
+
+
+class SpecError(ValueError):
+    """A SPEC that cannot be turned into a record; the message is one line."""
+
+
+def _import(spec: str):
+    if ":" not in spec:
+        raise SpecError(f"--ls-impl {spec!r}: expected MODULE:ATTR or path/to/file.py:ATTR")
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise SpecError(f"--ls-impl {spec!r}: expected MODULE:ATTR or path/to/file.py:ATTR")
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise SpecError(f"--ls-impl {spec!r}: no file {where}")
+            name = "ls_plugin_" + re.sub(r"\W", "_", str(path.resolve()))
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except SpecError:
+        raise
+    except Exception as exc:
+        raise SpecError(f"--ls-impl {spec!r}: importing {where} raised {type(exc).__name__}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise SpecError(f"--ls-impl {spec!r}: {where} has no attribute {attr!r}") from None
+
+
+def accepted_kwargs(factory) -> tuple[str, ...]:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return DROP_IN_KWARGS  # builtins without a signature: assume the full interface
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return DROP_IN_KWARGS
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return tuple(k for k in DROP_IN_KWARGS if k in names)
+
+
+def drop_in_record(factory, name: str, spec: str) -> Impl:
+    accepted = accepted_kwargs(factory)
+    if "label_smoothing" not in accepted:
+        raise SpecError(f"--ls-impl {spec!r}: a drop-in must accept the keyword argument label_smoothing=")
+
+    def build(cfg: BuildConfig):
+        kwargs = {"label_smoothing": cfg.eps}
+        if "reduction" in accepted:
+            kwargs["reduction"] = cfg.reduction
+        if cfg.weight is not None:
+            kwargs["weight"] = cfg.weight
+        if cfg.ignore_index is not None:
+            kwargs["ignore_index"] = cfg.ignore_index
+        module = factory(**kwargs)
+        return module.to(cfg.device) if hasattr(module, "to") else module
+
+    return Impl(
+        name=name, build=build, origin=spec, convention="inclusive", form="ce",
+        description=f"drop-in for nn.CrossEntropyLoss accepting {', '.join(accepted)}",
+        reductions=("none", "sum", "mean") if "reduction" in accepted else ("mean",),
+        ignore_index="ignore_index" in accepted, weights="weight" in accepted,
+        validates_arguments=True,
+    )
+
+
+def load(spec: str, taken: set[str] = frozenset()) -> Impl:
+    """The record for one SPEC; raises SpecError with a one-line message."""
+    obj = _import(spec)
+    attr = spec.rpartition(":")[2]
+    if isinstance(obj, Impl):
+        record = dataclasses.replace(obj, origin=spec)
+    elif callable(obj):
+        record = drop_in_record(obj, re.sub(r"\W", "_", attr), spec)
+    else:
+        raise SpecError(
+            f"--ls-impl {spec!r}: {attr} is a {type(obj).__name__}; expected an lsuite.Impl "
+            "record or a class/factory taking label_smoothing=, weight=, ignore_index=, reduction=")
+    name, n = record.name, 2
+    while name in taken:
+        name, n = f"{record.name}_{n}", n + 1
+    return dataclasses.replace(record, name=name) if name != record.name else record

@@ -1,0 +1,140 @@
+"""The record of one implementation under test, and what building it receives.
+
+Tests read these fields, never implementation names (STYLE.md: declare, don't branch).
+Each field says which part of the suite reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda")
+CONVENTIONS = ("inclusive", "exclusive", "padding_excluded", "binary", "binary_classwise")
+FORMS = ("ce", "kl", "bce")
+REDUCTIONS = ("none", "sum", "mean", "row_mean", "batchmean", "element_mean")
+INPUTS = ("logits", "log_probs")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What `Impl.build` receives for one check."""
+
+    eps: float  # smoothing strength
+    reduction: str  # one of the record's `reductions`
+    num_classes: int  # K
+    device: str  # "cpu" or "cuda"
+    dtype: Any  # torch dtype of the logits
+    weight: Any = None  # torch tensor (K,) on `device` in `dtype`, or None: do not pass weights
+    ignore_index: int | None = None  # None: do not pass it (the implementation's default holds)
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """A declared, reasoned failure: the checks it covers become strict xfails."""
+
+    reason: str  # why it fails; shown in the xfail, the results and the report
+    checks: tuple[str, ...] = ()  # check names it covers; empty: every check
+    when: Callable[[Any], bool] | None = None  # predicate on the Case; None: every case
+    when_text: str = "always"  # the predicate in words, for --ls-list and the report
+
+    def covers(self, check: str, case: Any) -> bool:
+        if self.checks and check not in self.checks:
+            return False
+        return self.when is None or bool(self.when(case))
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation under test."""
+
+    name: str  # test ids, results, report
+    build: Callable[[BuildConfig], Callable[..., Any]]  # harness: returns loss_fn(input, target)
+    convention: str  # reference: the target distribution it claims (CONVENTIONS.md §1)
+    form: str  # reference: "ce", "kl" or "bce" (§2)
+    description: str = ""  # --ls-list and the report
+    origin: str = "builtin"  # "builtin" or the --ls-impl SPEC it came from (isolated subprocess checks)
+    input: str = "logits"  # harness: "log_probs" means the harness applies log_softmax first
+    reductions: tuple[str, ...] = ("none", "sum", "mean")  # case generation: the reduction axis
+    default_ignore_index: int | None = -100  # reference: what holds when no ignore_index is passed
+    pad_index_is_ignore_index: bool = False  # reference (padding_excluded): the padding column is ignore_index
+    ignore_index: bool = True  # case generation: ignore axis (negative, in-range, all ignored)
+    weights: bool = True  # case generation: class-weight axis
+    requires_weights: bool = False  # case generation: every case passes class weights
+    prob_targets: bool = False  # case generation: probability-target axis (PyTorch semantics, §4)
+    nd: bool = True  # case generation: (N, K, d1, d2) layout, classes on dim 1
+    unbatched: bool = True  # case generation: (K,) logits with a 0-d target
+    dtypes: tuple[str, ...] = DTYPES  # case generation
+    devices: tuple[str, ...] = DEVICES  # case generation
+    eps_min: float = 0.0  # case generation: smallest supported smoothing
+    eps_min_inclusive: bool = True  # case generation: False when eps == eps_min is rejected
+    eps_max: float = 1.0  # case generation: largest supported smoothing
+    validates_arguments: bool = False  # test_errors: rejects eps outside [0, 1] and out-of-range targets
+    mutates_input: bool = False  # harness: passes a clone of the logits instead of failing the check
+    known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            problems.append(f"name {self.name!r} must be non-empty letters, digits, '_' or '-'")
+        if not callable(self.build):
+            problems.append("build must be callable: BuildConfig -> loss_fn(input, target)")
+        for value, allowed, what in (
+            (self.convention, CONVENTIONS, "convention"),
+            (self.form, FORMS, "form"),
+            (self.input, INPUTS, "input"),
+        ):
+            if value not in allowed:
+                problems.append(f"{what} {value!r} is not one of {allowed}")
+        for values, allowed, what in (
+            (self.reductions, REDUCTIONS, "reductions"),
+            (self.dtypes, DTYPES, "dtypes"),
+            (self.devices, DEVICES, "devices"),
+        ):
+            bad = [v for v in values if v not in allowed]
+            if bad or not values:
+                problems.append(f"{what} {values!r} must be a non-empty subset of {allowed}")
+        if (self.form == "bce") != self.convention.startswith("binary"):
+            problems.append("form 'bce' goes with the binary conventions, and only with them")
+        if not 0.0 <= self.eps_min <= self.eps_max <= 1.0:
+            problems.append("need 0 <= eps_min <= eps_max <= 1")
+        if problems:
+            raise ValueError(f"Impl {self.name!r}: " + "; ".join(problems))
+
+    def defect_for(self, check: str, case: Any) -> KnownDefect | None:
+        """The first declared defect covering this check and case, if any."""
+        return next((d for d in self.known_defects if d.covers(check, case)), None)
+
+    def supports_eps(self, eps: float) -> bool:
+        low_ok = eps > self.eps_min or (self.eps_min_inclusive and eps == self.eps_min)
+        return low_ok and eps <= self.eps_max
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description for results.json and --ls-list."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "origin": self.origin,
+            "convention": self.convention,
+            "form": self.form,
+            "input": self.input,
+            "pad_index": "ignore_index" if self.pad_index_is_ignore_index else None,
+            "reductions": list(self.reductions),
+            "supports": {
+                "ignore_index": self.ignore_index,
+                "weights": self.weights,
+                "prob_targets": self.prob_targets,
+                "nd": self.nd,
+                "unbatched": self.unbatched,
+                "dtypes": list(self.dtypes),
+                "devices": list(self.devices),
+                "eps_min": self.eps_min,
+                "eps_max": self.eps_max,
+            },
+            "known_defects": [
+                {"checks": list(d.checks), "when": d.when_text, "reason": d.reason}
+                for d in self.known_defects
+            ],
+        }

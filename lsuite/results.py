@@ -1,0 +1,139 @@
+"""Collect every check's outcome and metrics from pytest reports; write results.json.
+
+Runs on the controller only: under pytest-xdist, workers' reports (with their
+user_properties) are replayed there, so a parallel run records the same checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA = 1
+PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
+METRICS = "ls_metrics"  # user_properties key holding measured errors
+METRIC_KEYS = ("value_max_abs_err", "value_max_rel_err", "grad_max_abs_err", "grad_max_rel_err",
+               "value_budget", "grad_budget", "baseline_value_abs_err", "baseline_grad_abs_err")
+
+
+def _props(report, key):
+    return next((v for k, v in getattr(report, "user_properties", ()) if k == key), None)
+
+
+def outcome_of(report) -> str | None:
+    """This phase's contribution to the check's outcome, or None if it adds nothing."""
+    xfail = hasattr(report, "wasxfail")
+    if report.when == "call":
+        if report.passed:
+            return "xpassed" if xfail else "passed"
+        if report.skipped:
+            return "xfailed" if xfail else "skipped"
+        longrepr = str(report.longrepr)
+        return "xpassed" if longrepr.startswith("[XPASS(strict)]") else "failed"
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    if report.failed:
+        return "error"
+    return None
+
+
+def message_of(report) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    if hasattr(report, "wasxfail") and not report.failed:
+        return f"known defect: {report.wasxfail}"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message
+    return str(report.longrepr or "")
+
+
+class Collector:
+    def __init__(self, environment: dict):
+        self.environment = environment
+        self.checks: dict[str, dict] = {}
+        self.benchmarks: list[dict] = []
+        self.started = time.time()
+
+    def add(self, report) -> None:
+        info = _props(report, PROPERTY)
+        if info is None:
+            return
+        outcome = outcome_of(report)
+        entry = self.checks.setdefault(report.nodeid, {
+            "impl": info["impl"], "check": info["check"], "nodeid": report.nodeid,
+            "outcome": None, "params": info["params"],
+            "metrics": dict.fromkeys(METRIC_KEYS), "message": "", "repro": info.get("repro"),
+            "duration_s": 0.0,
+        })
+        entry["duration_s"] += float(getattr(report, "duration", 0.0))
+        metrics = _props(report, METRICS)
+        if metrics:
+            entry["metrics"].update(metrics)
+        if outcome is not None and (entry["outcome"] in (None, "passed") or outcome == "error"):
+            entry["outcome"] = outcome
+            if outcome != "passed":
+                entry["message"] = message_of(report)
+
+    def payload(self, complete: bool) -> dict:
+        env = dict(self.environment)
+        finished = time.time()
+        env["finished"] = datetime.fromtimestamp(finished, timezone.utc).isoformat(timespec="seconds")
+        env["duration_s"] = round(finished - self.started, 3)
+        checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
+        return {"schema": SCHEMA, "complete": complete, "environment": env,
+                "checks": checks, "benchmarks": self.benchmarks}
+
+
+def write_json(payload: dict, path: Path) -> None:
+    """Atomic: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=1, allow_nan=True, default=str)
+    os.replace(tmp, path)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(config, impls, cuda_state: dict, seed: int) -> dict:
+    import numpy
+    import scipy
+    import torch
+
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "suite_commit": _commit(Path(str(config.rootpath))),
+        "command": " ".join([Path(sys.executable).name, "-m", "pytest", *config.invocation_params.args]),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "numpy": numpy.__version__, "scipy": scipy.__version__,
+        "platform": platform.platform(), "cpu": _cpu_model(),
+        "torch_threads": torch.get_num_threads(), "cuda": cuda_state, "seed": seed,
+        "hypothesis_profile": config.getoption("hypothesis_profile", None) or "default",
+        "workers": getattr(config.option, "numprocesses", None) or 1,
+        "impls": [impl.describe() for impl in impls],
+    }

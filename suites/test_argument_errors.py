@@ -1,0 +1,21 @@
+"""Implementations that claim PyTorch's argument checking (drop-ins, the built-in) must
+reject what nn.CrossEntropyLoss rejects (CONVENTIONS.md §4): smoothing outside [0, 1] and
+class targets outside [0, K). On CUDA an out-of-range target trips a device-side assert
+that poisons the process, so that check runs in a subprocess (lsuite/isolate.py).
+"""
+
+import pytest
+
+from lsuite.errors import expect_rejection
+
+
+@pytest.mark.ls_cases(needs=("validates_arguments",), dtype=("float32",))
+@pytest.mark.parametrize("bad_eps", [-0.1, 1.5])
+def test_rejects_smoothing_outside_unit_interval(ls_context, bad_eps):
+    expect_rejection(ls_context, eps=bad_eps)
+
+
+@pytest.mark.ls_cases(needs=("validates_arguments",), dtype=("float32",))
+@pytest.mark.parametrize("bad_target", ["K", "-5"])
+def test_rejects_out_of_range_targets(ls_context, bad_target):
+    expect_rejection(ls_context, target=bad_target)
