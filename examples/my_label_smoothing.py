@@ -40,4 +40,8 @@ class LabelSmoothedCE(nn.Module):
             return loss
         if self.reduction == "sum":
             return loss.sum()
-        return loss.sum() / (w_y * keep).sum()
+        # PyTorch's rule: divide by the summed weight of the kept rows; with none kept the
+        # value is NaN and the gradient 0 (CONVENTIONS.md §4), hence where() not a division.
+        total, denominator = loss.sum(), (w_y * keep).sum()
+        nan = torch.full_like(total, float("nan"))
+        return torch.where(denominator > 0, total / denominator.clamp_min(1e-30), nan)

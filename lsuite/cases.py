@@ -112,7 +112,9 @@ def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     """Round float64 values to a torch dtype and back (bfloat16 via torch)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(array)).to(getattr(torch, dtype)).double().numpy()
+    array = np.asarray(array, dtype=np.float64)
+    rounded = torch.from_numpy(array.copy()).to(getattr(torch, dtype)).double().numpy()
+    return rounded.reshape(array.shape)
 
 
 def case_seed(case: Case, run_seed: int) -> int:

@@ -126,16 +126,16 @@ def compare(ctx: Context, what: str, actual: np.ndarray, expected: np.ndarray,
         "budget": limit.allowed, "baseline": baseline, "problem": None,
     }
     if bad_pattern.any() or inf_mismatch.any():
-        where = np.argwhere(bad_pattern | inf_mismatch)[0] if actual.ndim else ()
-        result["problem"] = (f"{what}{list(where) if len(where) else ''}={actual[tuple(where)]!r}, "
-                             f"but should be {expected[tuple(where)]!r} (NaN/inf where the reference has none, or the reverse)")
+        where = tuple(int(i) for i in np.argwhere(bad_pattern | inf_mismatch)[0]) if actual.ndim else ()
+        result["problem"] = (f"{what}{list(where) if where else ''}={float(actual[where])!r}, "
+                             f"but should be {float(expected[where])!r} (NaN/inf where the reference has none, or the reverse)")
     elif abs_err > limit.allowed:
-        where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-        at = f" at {list(map(int, where))}" if where else ""
+        where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.ndim else ()
+        at = f" at {list(where)}" if where else ""
         result["problem"] = (
             f"{what}: max abs error {abs_err:.3g}{at} exceeds the budget {limit.allowed:.3g} "
             f"(floor {limit.floor:.3g}, PyTorch's own error x factor {limit.baseline if limit.baseline is not None else 'n/a'}); "
-            f"out={actual[where]!r}, but should be {expected[where]!r}")
+            f"out={float(actual[where])!r}, but should be {float(expected[where])!r}")
     return result
 
 

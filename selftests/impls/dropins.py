@@ -50,7 +50,9 @@ class TargetDistributionCE(nn.Module):
             return per_row
         if self.reduction == "sum":
             return per_row.sum()
-        return per_row.sum() / self.denominator(weight[safe], keep)
+        total, denominator = per_row.sum(), self.denominator(weight[safe], keep)
+        safe_mean = total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+        return torch.where(denominator > 0, safe_mean, torch.full_like(total, float("nan")))
 
 
 class ExclusiveMassSoldAsPyTorch(TargetDistributionCE):

@@ -1,0 +1,119 @@
+"""The suite run end to end on drop-ins: correct ones pass, broken ones fail naming the
+check that caught them, bad SPECs are one-line usage errors, results.json is complete.
+
+Each run is a real `pytest suites/` in a subprocess (pytester), as a user would run it.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DROPINS = ROOT / "selftests" / "impls" / "dropins.py"
+EXAMPLE = ROOT / "examples" / "my_label_smoothing.py"
+
+
+def run_suite(pytester, *args):
+    """Run the suite in a subprocess; return (result, results.json payload or None)."""
+    out_dir = pytester.path / "out"
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "suites"), f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"),
+        "-p", "no:cacheprovider", f"--ls-report-dir={out_dir}", *args)
+    path = out_dir / "results.json"
+    return result, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def outcomes(payload, impl):
+    return {c["nodeid"]: c for c in payload["checks"] if c["impl"] == impl}
+
+
+def failed_checks(payload, impl):
+    return {c["check"] for c in outcomes(payload, impl).values() if c["outcome"] in ("failed", "error")}
+
+
+@pytest.mark.parametrize("spec", [f"{EXAMPLE}:LabelSmoothedCE", f"{DROPINS}:TargetDistributionCE"],
+                         ids=["example", "target_distribution"])
+def test_correct_drop_in_passes_every_check(pytester, spec):
+    result, payload = run_suite(pytester, "--ls-impl", spec)
+    checks = list(outcomes(payload, spec.rpartition(":")[2]).values())
+    passed = [c for c in checks if c["outcome"] == "passed"]
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert len(passed) >= 60, f"only {len(passed)} checks passed: the run checked too little"
+    assert {c["outcome"] for c in checks} <= {"passed", "skipped"}
+    assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed
+               if c["check"].startswith("value_and_gradient"))
+
+
+CAUGHT_BY = {
+    "ExclusiveMassSoldAsPyTorch": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
+    "IgnoresSmoothing": ("value_and_gradient_across_smoothing_strengths", "value"),
+    "MeanOverAllRows": ("ignored_targets_follow_the_convention", "value"),
+    "NoSmoothingValidation": ("rejects_smoothing_above_one", "but should raise"),
+    "ReturnsNaN": ("value_and_gradient_in_every_dtype_and_reduction", "NaN"),
+    "ReturnsPerRowForMean": ("value_and_gradient_in_every_dtype_and_reduction", "out.shape"),
+    "MutatesLogits": ("value_and_gradient_in_every_dtype_and_reduction", "mutated its input"),
+    "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
+    "DetachedSmoothingTerm": ("value_and_gradient_across_smoothing_strengths", "grad: max abs error"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(CAUGHT_BY))
+def test_broken_drop_in_is_caught_by_the_named_check(pytester, broken):
+    check, words = CAUGHT_BY[broken]
+    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:{broken}")
+    assert result.ret == 1, f"{broken} was not caught:\n" + result.stdout.str()[-2000:]
+    assert check in failed_checks(payload, broken)
+    messages = [c["message"] for c in outcomes(payload, broken).values() if c["check"] == check]
+    assert any(words in m for m in messages), messages[:3]
+
+
+def test_hanging_implementation_fails_its_checks_and_the_run_goes_on(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:Hangs",
+                                "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "--ls-timeout=1",
+                                "-k", "every_dtype and (Hangs-cpu-float32 or LabelSmoothedCE)")
+    hung = outcomes(payload, "Hangs")
+    assert result.ret == 1
+    assert hung and all(c["outcome"] == "failed" and "Timeout" in c["message"] for c in hung.values())
+    assert any(c["outcome"] == "passed" for c in outcomes(payload, "LabelSmoothedCE").values())
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("no_such_module_xyz:Loss", "No module named 'no_such_module_xyz'"),
+    (f"{DROPINS}:Missing", "has no attribute 'Missing'"),
+    (f"{DROPINS}:NOT_CALLABLE", "is a float; expected an lsuite.Impl record"),
+    ("just_a_name", "expected MODULE:ATTR"),
+    ("missing/file.py:X", "no file missing/file.py"),
+])
+def test_bad_spec_is_a_one_line_usage_error(pytester, spec, words):
+    result, payload = run_suite(pytester, "--ls-impl", spec)
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert len(errors) == 1 and words in errors[0], result.stderr.str()
+    assert "Traceback" not in result.stderr.str() and payload is None
+
+
+def test_ls_impl_env_var_and_list(pytester, monkeypatch):
+    monkeypatch.setenv("LS_IMPL", f"{EXAMPLE}:LabelSmoothedCE")
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "suites"), f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"),
+        "--ls-list", "--ls-builtins")
+    text = result.stdout.str()
+    assert result.ret == 0
+    assert "LabelSmoothedCE: inclusive ce on logits" in text
+    assert "seed002_forum_kl: padding_excluded kl on log_probs" in text
+    assert "known defect" in text
+
+
+def test_results_json_is_complete_and_the_same_under_xdist(pytester):
+    spec = f"{EXAMPLE}:LabelSmoothedCE"
+    _, serial = run_suite(pytester, "--ls-impl", spec, "-k", "dtype or argument")
+    _, parallel = run_suite(pytester, "--ls-impl", spec, "-k", "dtype or argument", "-n", "2")
+    assert serial["schema"] == 1 and serial["complete"] is True
+    for key in ("torch", "numpy", "cuda", "seed", "impls", "command", "suite_commit"):
+        assert key in serial["environment"]
+    entry = serial["checks"][0]
+    assert set(entry) >= {"impl", "check", "nodeid", "outcome", "params", "metrics", "message"}
+    assert {c["nodeid"]: c["outcome"] for c in serial["checks"]} == \
+        {c["nodeid"]: c["outcome"] for c in parallel["checks"]}
+    assert parallel["environment"]["workers"] == 2
