@@ -52,6 +52,8 @@ CAUGHT_BY = {
     "NoSmoothingValidation": ("rejects_smoothing_above_one", "but should raise"),
     "ReturnsNaN": ("value_and_gradient_in_every_dtype_and_reduction", "NaN"),
     "ReturnsPerRowForMean": ("value_and_gradient_in_every_dtype_and_reduction", "out.shape"),
+    "ReturnsPythonFloat": ("value_and_gradient_in_every_dtype_and_reduction", "should be a torch.Tensor"),
+    "ReturnsFloat32ForEveryDtype": ("value_and_gradient_in_every_dtype_and_reduction", "out.dtype=torch.float32"),
     "MutatesLogits": ("value_and_gradient_in_every_dtype_and_reduction", "mutated its input"),
     "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
     "DetachedSmoothingTerm": ("value_and_gradient_across_smoothing_strengths", "grad: max abs error"),

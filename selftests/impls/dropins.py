@@ -97,6 +97,16 @@ class ReturnsPerRowForMean(TargetDistributionCE):
             self.reduction = reduction
 
 
+class ReturnsPythonFloat(TargetDistributionCE):
+    def forward(self, input, target):
+        return float(super().forward(input, target))
+
+
+class ReturnsFloat32ForEveryDtype(TargetDistributionCE):
+    def forward(self, input, target):
+        return super().forward(input.float(), target)
+
+
 class MutatesLogits(TargetDistributionCE):
     """Subtracts the row max in place, as a fused kernel that reuses its input buffer might."""
 
