@@ -19,6 +19,7 @@ from pathlib import Path
 SCHEMA = 1
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
+BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
 METRIC_KEYS = ("value_max_abs_err", "value_max_rel_err", "grad_max_abs_err", "grad_max_rel_err",
                "value_budget", "grad_budget", "baseline_value_abs_err", "baseline_grad_abs_err")
 
@@ -63,6 +64,8 @@ class Collector:
         self.started = time.time()
 
     def add(self, report) -> None:
+        if report.when == "call":
+            self.benchmarks += [v for k, v in getattr(report, "user_properties", ()) if k == BENCHMARK]
         info = _props(report, PROPERTY)
         if info is None:
             return
