@@ -19,13 +19,17 @@ from .records import Impl
 
 LAYOUTS = ("2d", "nd", "unbatched")
 IGNORES = ("none", "negative", "in_range", "all")
-WEIGHTS = ("none", "random")
+WEIGHTS = ("none", "random", "zeros")
+LOGIT_STYLES = ("ordinary", "confident", "extreme", "masked")
 TARGETS = ("index", "probs")
 
 NEGATIVE_IGNORE = -100  # PyTorch's default ignore_index
 IN_RANGE_IGNORE = 1  # a real class used as padding, like OpenNMT's pad index
 ND_SPATIAL = (3, 2)  # (d1, d2) of the N-D layout
 LOGIT_SCALE = 3.0  # std of the logits: confident enough that rounding matters in half precision
+CONFIDENT_MISS = 1e-6  # "confident": the true class gets probability 1 - CONFIDENT_MISS
+EXTREME_SCALE = 1e4  # "extreme": logits of magnitude up to about 1e4 (float16 holds 65504)
+MASKED_SHARE = 0.3  # "masked": this share of the non-target classes gets logit -inf
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Case:
     ignore: str = "none"
     weight: str = "none"
     targets: str = "index"
+    logits: str = "ordinary"
 
     def replace(self, **changes) -> Case:
         return dataclasses.replace(self, **changes)
@@ -86,6 +91,8 @@ def supports(impl: Impl, case: Case) -> str | None:
         return "ignore_index with probability targets (PyTorch rejects it)"
     if case.ignore == "in_range" and case.K <= IN_RANGE_IGNORE:
         return "in-range ignore_index needs K > 1"
+    if case.K < 2 and impl.convention in ("exclusive", "padding_excluded") and case.eps > 0:
+        return "K = 1 with eps > 0: there is no other class to smooth onto"
     return None
 
 
@@ -148,7 +155,7 @@ def spec_for(impl: Impl, case: Case) -> reference.Spec:
 def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
     rng = np.random.default_rng(case_seed(case, run_seed))
     logits_shape, target_shape = shapes(case)
-    logits = round_to(rng.standard_normal(logits_shape) * LOGIT_SCALE, case.dtype)
+    raw_logits = rng.standard_normal(logits_shape) * LOGIT_SCALE
     if case.targets == "probs":
         class_axis = 0 if case.layout == "unbatched" else 1
         raw = rng.gamma(1.0, size=logits_shape)
@@ -163,9 +170,14 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
             if target.ndim == 0:
                 hit = np.asarray(False)
             target = np.where(hit, passed, target).astype(np.int64)
+    logits = round_to(styled_logits(case, raw_logits, target, rng), case.dtype)
     weight = None
-    if case.weight == "random":
-        weight = round_to(rng.uniform(0.2, 2.0, size=case.K), case.dtype)
+    if case.weight != "none":
+        weight = rng.uniform(0.2, 2.0, size=case.K)
+        if case.weight == "zeros":  # a third of the classes, the first one always
+            weight[rng.random(case.K) < 1 / 3] = 0.0
+            weight[0] = 0.0
+        weight = round_to(weight, case.dtype)
     cotangent = None
     if case.reduction == "none":
         out_shape = logits_shape if impl.form == "bce" else (
@@ -173,6 +185,29 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
         cotangent = round_to(rng.standard_normal(out_shape), case.dtype)
     spec = spec_for(impl, case)
     return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec)
+
+
+def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np.ndarray:
+    """Apply the case's logit style (adversarial inputs) to ordinary logits."""
+    if case.logits == "ordinary":
+        return logits
+    if case.logits == "extreme":
+        return logits / LOGIT_SCALE * EXTREME_SCALE
+    class_axis = 0 if logits.ndim == 1 else 1
+    rows = np.moveaxis(logits, class_axis, -1).copy()  # (..., K)
+    if case.targets == "index":
+        hits = np.where((target >= 0) & (target < case.K), target, 0)
+        is_target = np.arange(case.K) == hits[..., None]
+    else:
+        is_target = np.moveaxis(target, class_axis, -1) == np.max(target, axis=class_axis)[..., None]
+    if case.logits == "confident":  # true class at probability 1 - CONFIDENT_MISS
+        others = np.where(is_target, -np.inf, rows)
+        top = np.logaddexp.reduce(others, axis=-1) + np.log((1 - CONFIDENT_MISS) / CONFIDENT_MISS)
+        rows = np.where(is_target, top[..., None], rows)
+    elif case.logits == "masked":  # some non-target classes at -inf
+        masked = (rng.random(rows.shape) < MASKED_SHARE) & ~is_target
+        rows = np.where(masked, -np.inf, rows)
+    return np.moveaxis(rows, -1, class_axis)
 
 
 def _rows_shape(case: Case) -> tuple[int, ...]:

@@ -1,0 +1,46 @@
+"""Adversarial cases, as named data: where label-smoothing bugs live (CONVENTIONS §6-7).
+
+Confident, extreme and -inf-masked logits in every dtype; degenerate and huge
+vocabularies; the empty batch; smoothing at its edges; zero class weights. Each is judged
+against the reference exactly like the ordinary conformance checks.
+"""
+
+import pytest
+
+from lsuite.harness import check_against_reference
+
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+REDUCTIONS = ("none", "sum", "mean", "row_mean", "batchmean", "element_mean")
+THOROUGH = "thorough"  # the Hypothesis profile that also runs the LLM-sized vocabularies
+
+
+@pytest.mark.ls_cases(logits=("confident", "extreme", "masked"), dtype=DTYPES)
+def test_confident_extreme_and_masked_logits_in_every_dtype(ls_context):
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(K=(1, 2, 3, 127), reduction=REDUCTIONS)
+def test_degenerate_vocabularies(ls_context):
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(K=(65537, 128256), N=(4,), dtype=("float32", "bfloat16"))
+def test_llm_sized_vocabularies(ls_context, request):
+    if request.config.getoption("hypothesis_profile", None) != THOROUGH:
+        pytest.skip(f"LLM-sized vocabularies run with --hypothesis-profile={THOROUGH}")
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(N=(0,), reduction=REDUCTIONS)
+def test_empty_batch(ls_context):
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(eps=(1e-6, 0.9), dtype=("float64", "float32", "bfloat16"))
+def test_smoothing_at_its_edges(ls_context):
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(weight=("zeros",), ignore=("none", "negative"), reduction=REDUCTIONS)
+def test_zero_class_weights(ls_context):
+    check_against_reference(ls_context)
