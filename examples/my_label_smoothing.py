@@ -34,14 +34,21 @@ class LabelSmoothedCE(nn.Module):
             num_classes, dtype=input.dtype, device=input.device)
         w_y = weight[safe]
         nll = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * w_y
-        smooth = -(log_p * weight).sum(-1)
-        loss = ((1 - self.eps) * nll + self.eps / num_classes * smooth) * keep
+        # Scale by eps/K before summing over classes: in float16 the unscaled sum of K
+        # large log-probabilities overflows although the smoothing term does not.
+        smooth = -(log_p * (weight * (self.eps / num_classes))).sum(-1)
+        loss = ((1 - self.eps) * nll + smooth) * keep
         if self.reduction == "none":
             return loss
+        # Accumulate in float32 at least: a float16 sum of large row losses overflows
+        # although their mean is representable.
+        acc = torch.promote_types(input.dtype, torch.float32)
+        total = loss.sum(dtype=acc)
         if self.reduction == "sum":
-            return loss.sum()
+            return total.to(input.dtype)
         # PyTorch's rule: divide by the summed weight of the kept rows; with none kept the
         # value is NaN and the gradient 0 (CONVENTIONS.md §4), hence where() not a division.
-        total, denominator = loss.sum(), (w_y * keep).sum()
+        denominator = (w_y * keep).sum(dtype=acc)
         nan = torch.full_like(total, float("nan"))
-        return torch.where(denominator > 0, total / denominator.clamp_min(1e-30), nan)
+        mean = torch.where(denominator > 0, total / denominator.clamp_min(1e-30), nan)
+        return mean.to(input.dtype)

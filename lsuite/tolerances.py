@@ -60,3 +60,21 @@ def budget(dtype: str, scale: float, baseline: float | None) -> Budget:
     factor = BASELINE_FACTOR[dtype]
     scaled = None if baseline is None or factor == 0.0 else factor * baseline
     return Budget(floor=RTOL[dtype] * scale + ATOL[dtype], baseline=scaled)
+
+
+# Invariants compare an implementation with itself on transformed inputs (logits shifted,
+# classes or rows permuted, laid out differently, computed twice). Exact arithmetic gives
+# equality; floating point gives a few ulps of the largest magnitude involved, and for a
+# shift that is the logits (|z| up to 1e4 in the strategies), not the loss. So the invariant
+# budget adds the largest |logit| to the scale; the RTOL floors above still apply. In float64
+# a 1e4 logit gives 1e-6, still far below the smallest convention difference (eps/K^2 with
+# eps >= 1e-3, K <= 16: 4e-6 per row ... and far below every bug the checks target).
+def invariant_budget(dtype: str, scale: float, logit_scale: float = 0.0) -> float:
+    """Allowed max abs difference between two computations that exact arithmetic makes equal."""
+    return RTOL[dtype] * (scale + logit_scale) + ATOL[dtype]
+
+
+# The implied target mass s = Σq recovered from two gradient evaluations (a 1-D least-squares
+# fit over K classes) carries the gradient's rounding divided by |p - 1/K|: 1e-9 in float64
+# is 10x the observed error on 2 <= K <= 128 and 100x below a float32-rounded target's 6e-8.
+TARGET_MASS_ATOL = {"float64": 1e-9, "float32": 1e-5, "bfloat16": 5e-2, "float16": 5e-3}

@@ -5,6 +5,8 @@ Each run is a real `pytest suites/` in a subprocess (pytester), as a user would 
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,28 +47,70 @@ def test_correct_drop_in_passes_every_check(pytester, spec):
                if c["check"].startswith("value_and_gradient"))
 
 
+RECORDS = ROOT / "selftests" / "impls" / "records.py"
+MUTANTS_DIR = ROOT / "reports" / "mutants"  # results.json, report.html, catching.json of the run
+
+# mutant -> (the check that must catch it, words its message must contain). Each is a bug
+# pattern seen in the field (CONVENTIONS §6-7); the attribute names are in impls/.
 CAUGHT_BY = {
     "ExclusiveMassSoldAsPyTorch": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
+    "TrueClassLosesItsShare": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "IgnoresSmoothing": ("value_and_gradient_across_smoothing_strengths", "value"),
     "MeanOverAllRows": ("ignored_targets_follow_the_convention", "value"),
+    "MeanOverCountNotWeights": ("class_weights_follow_the_convention", "value"),
+    "SmoothingCountsIgnoredRows": ("ignored_targets_follow_the_convention", "value"),
+    "WeightsDroppedFromSmoothing": ("class_weights_follow_the_convention", "value"),
+    "DetachedSmoothingTerm": ("value_and_gradient_across_smoothing_strengths", "grad: max abs error"),
+    "LogOfSoftmax": ("confident_extreme_and_masked_logits_in_every_dtype", "should be"),
+    "SoftmaxWithoutMaxShift": ("confident_extreme_and_masked_logits_in_every_dtype", "NaN/inf"),
     "NoSmoothingValidation": ("rejects_smoothing_above_one", "but should raise"),
+    "ClampsOutOfRangeTargets": ("rejects_out_of_range_targets", "but should raise"),
+    "ClassesFromLastDim": ("value_and_gradient_for_nd_and_unbatched_inputs", "raised"),
+    "NonZeroNoneOnIgnoredRows": ("ignored_targets_follow_the_convention", "value"),
+    "CustomBackwardForgetsDenominator": ("value_and_gradient_in_every_dtype_and_reduction", "grad: max abs error"),
+    "NaNSumWhenAllIgnored": ("ignored_targets_follow_the_convention", "NaN/inf"),
     "ReturnsNaN": ("value_and_gradient_in_every_dtype_and_reduction", "NaN"),
     "ReturnsPerRowForMean": ("value_and_gradient_in_every_dtype_and_reduction", "out.shape"),
     "ReturnsPythonFloat": ("value_and_gradient_in_every_dtype_and_reduction", "should be a torch.Tensor"),
     "ReturnsFloat32ForEveryDtype": ("value_and_gradient_in_every_dtype_and_reduction", "out.dtype=torch.float32"),
     "MutatesLogits": ("value_and_gradient_in_every_dtype_and_reduction", "mutated its input"),
     "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
-    "DetachedSmoothingTerm": ("value_and_gradient_across_smoothing_strengths", "grad: max abs error"),
+    "KLDivFedLogits": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
+    "KLDivMeanNotBatchmean": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
 }
+RECORD_MUTANTS = {"KLDivFedLogits", "KLDivMeanNotBatchmean"}
 
 
-@pytest.mark.parametrize("broken", sorted(CAUGHT_BY))
-def test_broken_drop_in_is_caught_by_the_named_check(pytester, broken):
-    check, words = CAUGHT_BY[broken]
-    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:{broken}")
-    assert result.ret == 1, f"{broken} was not caught:\n" + result.stdout.str()[-2000:]
-    assert check in failed_checks(payload, broken)
-    messages = [c["message"] for c in outcomes(payload, broken).values() if c["check"] == check]
+@pytest.fixture(scope="module")
+def mutant_run():
+    """One suite run over every mutant at once (-n 2); its results stay in reports/mutants/."""
+    args = []
+    for name in CAUGHT_BY:
+        args += ["--ls-impl", f"{RECORDS if name in RECORD_MUTANTS else DROPINS}:{name}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites"), f"--rootdir={ROOT}", "-c",
+         str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q", "-n", "2",
+         f"--ls-report-dir={MUTANTS_DIR}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    payload = json.loads((MUTANTS_DIR / "results.json").read_text())
+    table = {name: sorted(failed_checks(payload, name)) for name in CAUGHT_BY}
+    (MUTANTS_DIR / "catching.json").write_text(json.dumps(table, indent=1))
+    return proc, payload
+
+
+def test_mutant_run_fails_and_records_every_mutant(mutant_run):
+    proc, payload = mutant_run
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert {c["impl"] for c in payload["checks"]} == set(CAUGHT_BY)
+
+
+@pytest.mark.parametrize("mutant", sorted(CAUGHT_BY))
+def test_every_mutant_is_caught_by_the_named_check(mutant_run, mutant):
+    _, payload = mutant_run
+    check, words = CAUGHT_BY[mutant]
+    assert check in failed_checks(payload, mutant), sorted(failed_checks(payload, mutant))
+    messages = [c["message"] for c in outcomes(payload, mutant).values()
+                if c["check"] == check and c["outcome"] == "failed"]
     assert any(words in m for m in messages), messages[:3]
 
 

@@ -48,11 +48,13 @@ class TargetDistributionCE(nn.Module):
             per_row = per_row.squeeze(0)
         if self.reduction == "none":
             return per_row
+        total = per_row.float().sum() if per_row.dtype == torch.float16 else per_row.sum()
         if self.reduction == "sum":
-            return per_row.sum()
-        total, denominator = per_row.sum(), self.denominator(weight[safe], keep)
+            return total.to(per_row.dtype)
+        denominator = self.denominator(weight[safe], keep).to(total.dtype)
         safe_mean = total / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-        return torch.where(denominator > 0, safe_mean, torch.full_like(total, float("nan")))
+        mean = torch.where(denominator > 0, safe_mean, torch.full_like(total, float("nan")))
+        return mean.to(per_row.dtype)
 
 
 class ExclusiveMassSoldAsPyTorch(TargetDistributionCE):
@@ -143,3 +145,140 @@ def not_a_factory_value():
 
 
 NOT_CALLABLE = 3.14
+
+
+class TrueClassLosesItsShare(TargetDistributionCE):
+    """1-eps on the true class but eps/K on the others: the true class's eps/K share is lost."""
+
+    def targets(self, target, num_classes, dtype):
+        q, keep, safe = super().targets(target, num_classes, dtype)
+        onehot = torch.nn.functional.one_hot(safe, num_classes).to(dtype)
+        return q - onehot * self.eps / num_classes, keep, safe
+
+
+class MeanOverCountNotWeights(TargetDistributionCE):
+    """Weighted `mean` divided by the number of kept rows instead of Σ w_y."""
+
+    def denominator(self, w_y, keep):
+        return keep.sum().to(w_y.dtype)
+
+
+class SmoothingCountsIgnoredRows(TargetDistributionCE):
+    """pytorch#73205: the eps/K term is summed over every row, ignored ones included."""
+
+    def forward(self, input, target):
+        loss = super().forward(input, target)
+        if self.reduction == "none" or self.eps == 0:
+            return loss
+        logits = input.unsqueeze(0) if input.ndim == 1 else input.movedim(1, -1)
+        tgt = target.unsqueeze(0) if input.ndim == 1 else target
+        ignored = (tgt == self.ignore_index).unsqueeze(-1)
+        extra = -(self.eps / logits.shape[-1]) * (logits.log_softmax(-1) * ignored).sum()
+        return loss + extra / (tgt != self.ignore_index).sum().clamp_min(1)
+
+
+class WeightsDroppedFromSmoothing(TargetDistributionCE):
+    """Class weights multiply the true-class term only, not the eps/K smoothing term."""
+
+    def forward(self, input, target):
+        if self.weight is None:
+            return super().forward(input, target)
+        logits = input.unsqueeze(0) if input.ndim == 1 else input.movedim(1, -1)
+        tgt = target.unsqueeze(0) if input.ndim == 1 else target
+        q, keep, safe = self.targets(tgt, logits.shape[-1], logits.dtype)
+        log_p = logits.log_softmax(-1)
+        onehot = torch.nn.functional.one_hot(safe, logits.shape[-1]).to(logits.dtype)
+        w_y = self.weight[safe]
+        per_row = -((q * onehot).sum(-1) * w_y * (log_p * onehot).sum(-1)
+                    + (q * (1 - onehot) * log_p).sum(-1)) * keep
+        per_row = per_row.squeeze(0) if input.ndim == 1 else per_row
+        if self.reduction == "none":
+            return per_row
+        total = per_row.sum()
+        return total if self.reduction == "sum" else total / (w_y * keep).sum()
+
+
+class LogOfSoftmax(TargetDistributionCE):
+    """log(softmax(z)) in the input dtype: underflows to -inf for confident logits (HF#10674)."""
+
+    def log_probs(self, logits):
+        return logits.softmax(-1).log()
+
+
+class SoftmaxWithoutMaxShift(TargetDistributionCE):
+    """exp(z) / Σ exp(z) without subtracting the max: overflows for large logits."""
+
+    def log_probs(self, logits):
+        e = logits.exp()
+        return (e / e.sum(-1, keepdim=True)).log()
+
+
+class ClampsOutOfRangeTargets(TargetDistributionCE):
+    """Out-of-range targets clamped into [0, K) instead of raising."""
+
+    def targets(self, target, num_classes, dtype):
+        keep = target != self.ignore_index
+        clamped = target.clamp(0, num_classes - 1).masked_fill(~keep, 0)
+        onehot = torch.nn.functional.one_hot(clamped, num_classes).to(dtype)
+        return onehot * (1 - self.eps) + self.eps / num_classes, keep, clamped
+
+
+class ClassesFromLastDim(TargetDistributionCE):
+    """Flattens N-D input as (-1, input.size(-1)): classes read from the last dim, not dim 1."""
+
+    def forward(self, input, target):
+        if input.ndim <= 2:
+            return super().forward(input, target)
+        return super().forward(input.reshape(-1, input.shape[-1]), target.reshape(-1))
+
+
+class NonZeroNoneOnIgnoredRows(TargetDistributionCE):
+    """`none` output keeps the smoothing term on ignored rows."""
+
+    def forward(self, input, target):
+        out = super().forward(input, target)
+        if self.reduction != "none":
+            return out
+        logits = input.unsqueeze(0) if input.ndim == 1 else input.movedim(1, -1)
+        tgt = target.unsqueeze(0) if input.ndim == 1 else target
+        smooth = -(self.eps / logits.shape[-1]) * logits.log_softmax(-1).sum(-1)
+        extra = smooth * (tgt == self.ignore_index)
+        return out + (extra.squeeze(0) if input.ndim == 1 else extra)
+
+
+class _ForgetfulMean(torch.autograd.Function):
+    """Forward: a mean. Backward: the gradient of the sum (forgets the denominator)."""
+
+    @staticmethod
+    def forward(ctx, total, denominator):
+        return total / denominator
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class CustomBackwardForgetsDenominator(TargetDistributionCE):
+    def forward(self, input, target):
+        if self.reduction != "mean":
+            return super().forward(input, target)
+        reduction, self.reduction = self.reduction, "sum"
+        try:
+            total = super().forward(input, target)
+        finally:
+            self.reduction = reduction
+        keep = target != self.ignore_index
+        weight = self.weight if self.weight is not None else torch.ones(
+            input.shape[0 if input.ndim == 1 else 1], dtype=input.dtype, device=input.device)
+        denominator = (weight[target.masked_fill(~keep, 0)] * keep).sum()
+        return _ForgetfulMean.apply(total, denominator)
+
+
+class NaNSumWhenAllIgnored(TargetDistributionCE):
+    """`sum` of an all-ignored batch returns NaN (0/0 leaking) instead of 0."""
+
+    def forward(self, input, target):
+        out = super().forward(input, target)
+        if self.reduction == "sum" and not bool((target != self.ignore_index).any()):
+            return out * float("nan")
+        return out
