@@ -245,10 +245,11 @@ def _problems(draw, impl: Impl, layouts, kinds, ignores, min_classes, max_classe
     target = draw(class_targets(num_classes=K, shape=target_shape, ignore_index=ignore_index),
                   label="target")
     weight = None
-    if impl.requires_weights or (impl.weights and weighted is not False and
-                                 (weighted or draw(st.booleans(), label="weighted"))):
-        weight = draw(class_weights(num_classes=K, allow_zero=not impl.requires_weights),
-                      label="weight")
+    if weighted is False and impl.requires_weights:
+        weight = np.ones(K)  # unit weights: the recipe always passes some
+    elif impl.requires_weights or (impl.weights and weighted is not False and
+                                   (weighted or draw(st.booleans(), label="weighted"))):
+        weight = draw(class_weights(num_classes=K), label="weight")
     eps_value = draw(eps if eps is not None else eps_for(impl), label="eps")
     kind = draw(st.sampled_from(kinds), label="kind")
     protect = tuple(c for c in (ignore_index, impl.default_ignore_index)
@@ -278,7 +279,8 @@ def problems(*, impl: Impl, layouts: tuple[str, ...] | None = None,
     max_classes: largest K.
     max_rows: largest N.
     eps: a smoothing strategy, None: `eps_for(impl)`.
-    weighted: True always passes class weights, False never, None draws (where supported).
+    weighted: True always passes class weights, False never (unit weights where the record
+        requires them), None draws (where supported).
     """
     if layouts is None:
         layouts = ("2d",) + (("nd",) if impl.nd else ()) + (("unbatched",) if impl.unbatched else ())
@@ -287,5 +289,7 @@ def problems(*, impl: Impl, layouts: tuple[str, ...] | None = None,
     _check(bool(ignores) and set(ignores) <= set(IGNORE_MODES),
            f"ignores must be a subset of {tuple(IGNORE_MODES)}")
     _check(2 <= min_classes <= max_classes, "need 2 <= min_classes <= max_classes")
+    if impl.convention == "padding_excluded":  # eps/(K-2): K = 2 leaves nothing to smooth over
+        min_classes, max_classes = max(min_classes, 3), max(max_classes, 3)
     return _problems(impl, tuple(layouts), tuple(kinds), tuple(ignores), min_classes, max_classes,
                      max_rows, eps, weighted)
