@@ -1,0 +1,401 @@
+"""Turn a validated results dict into what the report shows: verdicts, the conformance
+matrix, accuracy tables, findings and the conventions worked example.
+
+Everything here is plain data (dicts, lists, dataclasses) so templates only lay it out
+and tests can check numbers without parsing HTML. Every optional field of schema 1 may
+be missing or null; a check naming an implementation the environment does not declare
+is still counted, under that name, marked undeclared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+OUTCOMES = ("passed", "failed", "error", "xpassed", "xfailed", "skipped")
+BAD = frozenset({"failed", "error", "xpassed"})  # any of these: "does not conform"
+MEASURED = frozenset({"passed", "failed", "error", "xpassed", "xfailed"})
+
+# Orders for the matrix columns; values not listed follow in first-seen order.
+REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
+DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
+DEVICE_ORDER = ("cpu", "cuda")
+
+# Unit roundoff per dtype: the floor below which an error is rounding noise when no budget
+# is recorded (used by the regression drift rule).
+DTYPE_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920929e-07,
+             "bfloat16": 0.0078125, "float16": 0.0009765625}
+
+NODEIDS_SHOWN = 200  # per findings group: beyond this the list says "and N more"
+MESSAGE_CHARS = 20_000  # a failure message longer than this is cut (with a note)
+
+
+def num(value) -> float | None:
+    """A JSON number as float (NaN and inf kept), anything else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def params_of(check: dict) -> dict:
+    value = check.get("params")
+    return value if isinstance(value, dict) else {}
+
+
+def metrics_of(check: dict) -> dict:
+    value = check.get("metrics")
+    return value if isinstance(value, dict) else {}
+
+
+def outcome_of(check: dict) -> str:
+    """The recorded outcome; anything unrecognised counts as an error (never as a pass)."""
+    outcome = check.get("outcome")
+    return outcome if outcome in OUTCOMES else "error"
+
+
+def impl_of(check: dict) -> str:
+    return text(check.get("impl")) or "(no impl recorded)"
+
+
+def worst(values: Iterable[float | None]) -> float | None:
+    """The largest value, NaN counting as the worst of all; None if there is none."""
+    best = None
+    for v in values:
+        if v is None:
+            continue
+        if best is None or math.isnan(v) or (not math.isnan(best) and v > best):
+            best = v
+        if math.isnan(best):
+            return best
+    return best
+
+
+def ratio(err: float | None, base: float | None) -> float | None:
+    """err / base, guarding zero: 0/0 is 1 (both exact), x/0 is inf."""
+    if err is None or base is None:
+        return None
+    if base == 0:
+        return 1.0 if err == 0 else math.inf
+    return err / base
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass
+class ImplView:
+    name: str
+    declared: bool  # listed in environment.impls
+    record: dict
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def supports(self) -> dict:
+        value = self.record.get("supports")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def reductions(self) -> list:
+        value = self.record.get("reductions")
+        return list(value) if isinstance(value, list) else []
+
+    def get(self, key: str) -> str:
+        return text(self.record.get(key))
+
+    @property
+    def known_defects(self) -> list[dict]:
+        value = self.record.get("known_defects")
+        return [d for d in value if isinstance(d, dict)] if isinstance(value, list) else []
+
+    @property
+    def failing(self) -> int:
+        return sum(self.counts[o] for o in BAD)
+
+    @property
+    def verdict(self) -> str:
+        if self.failing:
+            return "does not conform"
+        if self.counts["passed"] or self.counts["xfailed"]:
+            return "conforms"
+        return "not checked"
+
+
+def impl_views(results: dict) -> list[ImplView]:
+    """Declared implementations in declared order, then undeclared ones seen in checks."""
+    views: dict[str, ImplView] = {}
+    for record in (results.get("environment") or {}).get("impls") or ():
+        name = text(record.get("name")) or "(unnamed)"
+        views.setdefault(name, ImplView(name, True, record))
+    for check in results.get("checks") or ():
+        name = impl_of(check)
+        view = views.setdefault(name, ImplView(name, False, {}))
+        view.counts[outcome_of(check)] += 1
+    return list(views.values())
+
+
+# --------------------------------------------------------------------- conformance matrix
+
+
+@dataclass(frozen=True)
+class Feature:
+    key: str  # stable id, e.g. "dtype:bfloat16" (tests and data-feature attributes use it)
+    group: str
+    label: str
+    selects: Callable[[dict], bool]  # params -> does this check exercise the feature
+    supported: Callable[[ImplView], bool | None]  # None: the record does not say
+
+
+def _ordered(seen: Iterable, order: tuple) -> list:
+    seen = [s for s in dict.fromkeys(seen) if s is not None]
+    return [o for o in order if o in seen] + [s for s in seen if s not in order]
+
+
+def _flag(key: str) -> Callable[[ImplView], bool | None]:
+    def supported(view: ImplView) -> bool | None:
+        value = view.supports.get(key)
+        return None if value is None else bool(value)
+    return supported
+
+
+def _member(key: str | None, value) -> Callable[[ImplView], bool | None]:
+    def supported(view: ImplView) -> bool | None:
+        listed = view.reductions if key is None else view.supports.get(key)
+        return value in listed if isinstance(listed, list) else None
+    return supported
+
+
+def _active(value) -> bool:
+    return value not in (None, "none", False)
+
+
+def features(results: dict, views: list[ImplView]) -> list[Feature]:
+    checks = results.get("checks") or ()
+    params = [params_of(c) for c in checks]
+    reductions = _ordered([r for v in views for r in v.reductions] + [p.get("reduction") for p in params],
+                          REDUCTION_ORDER)
+    dtypes = _ordered([d for v in views for d in (v.supports.get("dtypes") or ())]
+                      + [p.get("dtype") for p in params], DTYPE_ORDER)
+    devices = _ordered([d for v in views for d in (v.supports.get("devices") or ())]
+                       + [p.get("device") for p in params], DEVICE_ORDER)
+    out = [Feature(f"reduction:{r}", "reduction", text(r), lambda p, r=r: p.get("reduction") == r,
+                   _member(None, r)) for r in reductions]
+    out += [
+        Feature("ignore_index", "inputs", "ignore_index", lambda p: _active(p.get("ignore")),
+                _flag("ignore_index")),
+        Feature("weights", "inputs", "class weights", lambda p: _active(p.get("weight")),
+                _flag("weights")),
+        Feature("prob_targets", "inputs", "probability targets", lambda p: p.get("targets") == "probs",
+                _flag("prob_targets")),
+        Feature("nd", "inputs", "N-D", lambda p: p.get("layout") == "nd", _flag("nd")),
+        Feature("unbatched", "inputs", "unbatched", lambda p: p.get("layout") == "unbatched",
+                _flag("unbatched")),
+    ]
+    out += [Feature(f"dtype:{d}", "dtype", text(d), lambda p, d=d: p.get("dtype") == d,
+                    _member("dtypes", d)) for d in dtypes]
+    out += [Feature(f"device:{d}", "device", text(d), lambda p, d=d: p.get("device") == d,
+                    _member("devices", d)) for d in devices]
+    return out
+
+
+@dataclass
+class Cell:
+    state: str  # pass | fail | known | unsupported | skipped | none
+    text: str
+    title: str
+    counts: dict
+
+
+def first_line(message: str, limit: int = 300) -> str:
+    line = next((s.strip() for s in text(message).splitlines() if s.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _reasons(checks: list[dict], limit: int = 3) -> str:
+    common = Counter(first_line(c.get("message")) or "(no reason recorded)" for c in checks)
+    parts = [f"{n}× {m}" if n > 1 else m for m, n in common.most_common(limit)]
+    if len(common) > limit:
+        parts.append(f"… and {len(common) - limit} other reasons")
+    return "\n".join(parts)
+
+
+def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
+    counts = Counter(outcome_of(c) for c in checks)
+    supported = feature.supported(view)
+    bad = sum(counts[o] for o in BAD)
+    ran = sum(counts[o] for o in MEASURED)
+    skipped = [c for c in checks if outcome_of(c) == "skipped"]
+    skip_note = f", {len(skipped)} skipped" if skipped else ""
+    if bad:
+        failing = [c for c in checks if outcome_of(c) in BAD]
+        return Cell("fail", f"fail {bad}/{ran}", _reasons(failing), dict(counts))
+    if counts["xfailed"]:
+        known = [c for c in checks if outcome_of(c) == "xfailed"]
+        return Cell("known", f"known defect {counts['xfailed']}/{ran}", _reasons(known), dict(counts))
+    if counts["passed"]:
+        title = f"{counts['passed']} passed{skip_note}" + (f"\n{_reasons(skipped)}" if skipped else "")
+        return Cell("pass", f"pass {counts['passed']}", title, dict(counts))
+    if supported is False:
+        reason = _reasons(skipped) if skipped else "not declared in the implementation's record"
+        return Cell("unsupported", "unsupported", reason, dict(counts))
+    if skipped:
+        return Cell("skipped", f"skipped {len(skipped)}", _reasons(skipped), dict(counts))
+    return Cell("none", "—", "no check exercised this feature", dict(counts))
+
+
+def matrix(results: dict, views: list[ImplView]) -> tuple[list[Feature], dict[str, dict[str, Cell]]]:
+    feats = features(results, views)
+    by_impl: dict[str, list[dict]] = defaultdict(list)
+    for check in results.get("checks") or ():
+        by_impl[impl_of(check)].append(check)
+    rows = {}
+    for view in views:
+        checks = by_impl.get(view.name, [])
+        params = [params_of(c) for c in checks]
+        rows[view.name] = {f.key: cell(view, f, [c for c, p in zip(checks, params, strict=True)
+                                                 if f.selects(p)]) for f in feats}
+    return feats, rows
+
+
+# ---------------------------------------------------------------------------- accuracy
+
+
+@dataclass
+class AccuracyRow:
+    impl: str
+    dtype: str
+    measured: int
+    value_err: float | None
+    value_nodeid: str
+    grad_err: float | None
+    grad_nodeid: str
+    value_ratio: float | None  # worst value error / PyTorch's own value error, same inputs
+    grad_ratio: float | None
+    budget_used: float | None  # worst error / its budget over value and gradient
+
+
+def _argworst(pairs: list[tuple[float | None, str]]) -> tuple[float | None, str]:
+    value = worst(v for v, _ in pairs)
+    if value is None:
+        return None, ""
+    for v, nodeid in pairs:
+        if v is not None and (v == value or (math.isnan(v) and math.isnan(value))):
+            return value, nodeid
+    return value, ""
+
+
+def accuracy(results: dict) -> list[AccuracyRow]:
+    """Worst errors per implementation × dtype over every check that measured something."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for check in results.get("checks") or ():
+        if outcome_of(check) in MEASURED and metrics_of(check):
+            groups[impl_of(check), text(params_of(check).get("dtype")) or "?"].append(check)
+    rows = []
+    for (impl, dtype), checks in groups.items():
+        value = [(num(metrics_of(c).get("value_max_abs_err")), text(c.get("nodeid"))) for c in checks]
+        grad = [(num(metrics_of(c).get("grad_max_abs_err")), text(c.get("nodeid"))) for c in checks]
+        if worst(v for v, _ in value) is None and worst(v for v, _ in grad) is None:
+            continue
+        used = []
+        for c in checks:
+            m = metrics_of(c)
+            for err, budget in (("value_max_abs_err", "value_budget"), ("grad_max_abs_err", "grad_budget")):
+                e, b = num(m.get(err)), num(m.get(budget))
+                if e is not None and b is not None and b > 0:
+                    used.append(e / b)
+        rows.append(AccuracyRow(
+            impl, dtype, len(checks), *_argworst(value), *_argworst(grad),
+            worst(ratio(num(metrics_of(c).get("value_max_abs_err")),
+                        num(metrics_of(c).get("baseline_value_abs_err"))) for c in checks),
+            worst(ratio(num(metrics_of(c).get("grad_max_abs_err")),
+                        num(metrics_of(c).get("baseline_grad_abs_err"))) for c in checks),
+            worst(used)))
+    order = {d: i for i, d in enumerate(DTYPE_ORDER)}
+    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in results.get("checks") or ()))}
+    rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
+    return rows
+
+
+def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, float]]:
+    """(impl, dtype) -> {K: worst error at K}, only series with at least two distinct K."""
+    series: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
+    for check in results.get("checks") or ():
+        if outcome_of(check) not in MEASURED:
+            continue
+        k, err = num(params_of(check).get("K")), num(metrics_of(check).get(metric))
+        if k is None or k <= 0 or err is None or math.isnan(err) or math.isinf(err):
+            continue
+        key = (impl_of(check), text(params_of(check).get("dtype")) or "?")
+        series[key][k] = max(series[key].get(k, err), err)
+    return {key: dict(sorted(s.items())) for key, s in series.items() if len(s) >= 2}
+
+
+# ---------------------------------------------------------------------------- findings
+
+
+@dataclass
+class Finding:
+    impl: str
+    check: str
+    outcomes: Counter
+    message: str
+    truncated: bool
+    repro: str
+    nodeids: list[str]
+
+    @property
+    def count(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def shown_nodeids(self) -> list[str]:
+        return self.nodeids[:NODEIDS_SHOWN]
+
+    @property
+    def hidden(self) -> int:
+        return max(0, len(self.nodeids) - NODEIDS_SHOWN)
+
+
+def findings(results: dict, outcomes: frozenset[str]) -> dict[str, list[Finding]]:
+    """impl -> groups of checks with the given outcomes sharing one message (and check name)."""
+    groups: dict[tuple[str, str, str], Finding] = {}
+    for c in results.get("checks") or ():
+        outcome = outcome_of(c)
+        if outcome not in outcomes:
+            continue
+        message = text(c.get("message")).strip() or f"({outcome}, no message recorded)"
+        key = (impl_of(c), text(c.get("check")), message)
+        if key not in groups:
+            cut = len(message) > MESSAGE_CHARS
+            groups[key] = Finding(key[0], key[1], Counter(), message[:MESSAGE_CHARS], cut,
+                                  text(c.get("repro")), [])
+        groups[key].outcomes[outcome] += 1
+        groups[key].nodeids.append(text(c.get("nodeid")))
+    out: dict[str, list[Finding]] = defaultdict(list)
+    for finding in groups.values():
+        out[finding.impl].append(finding)
+    for items in out.values():
+        items.sort(key=lambda f: (-f.count, f.check))
+    return dict(out)
+
+
+def skip_reasons(results: dict) -> dict[str, list[tuple[str, int]]]:
+    """impl -> [(first line of skip reason, count)], most common first."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for c in results.get("checks") or ():
+        if outcome_of(c) == "skipped":
+            counts[impl_of(c)][first_line(c.get("message")) or "(no reason recorded)"] += 1
+    return {impl: c.most_common() for impl, c in counts.items()}
+
+
+def equivalence_checks(results: dict) -> list[dict]:
+    return [c for c in results.get("checks") or () if text(c.get("check")).startswith("equivalence")]
+
+
+def params_summary(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,105 @@
+"""Charts as inline SVG strings, drawn by matplotlib without pyplot (no global state).
+
+The SVG is trusted only because matplotlib writes it: labels coming from results (impl
+names) are set as plain text with math parsing off, and matplotlib escapes text in SVG.
+The XML prolog, DOCTYPE, metadata and namespace declarations are stripped: none is needed
+inline in HTML5 and each carries a URL (the page must contain none).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from itertools import cycle
+
+ZERO_FLOOR = 1e-18  # errors of exactly 0 are drawn here on log axes (and the caption says so)
+MAX_LABEL = 40  # legend labels longer than this are cut
+
+_STRIP = [
+    re.compile(r"<\?xml[^>]*\?>\s*"),
+    re.compile(r"<!DOCTYPE[^>]*>\s*", re.IGNORECASE),
+    re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL),
+    re.compile(r'\s+xmlns(:\w+)?="[^"]*"'),
+]
+_STYLES = ["-", "--", ":", "-."]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _label(value: str) -> str:
+    value = " ".join(str(value).split())
+    return value if len(value) <= MAX_LABEL else value[: MAX_LABEL - 1] + "…"
+
+
+def _svg(fig, salt: str) -> str:
+    import matplotlib
+
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "none"}):
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
+    svg = out.getvalue()
+    for pattern in _STRIP:
+        svg = pattern.sub("", svg)
+    return svg.strip()
+
+
+def _figure(ncols: int):
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2 * ncols, 3.8))
+    FigureCanvasSVG(fig)
+    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    palette = cycle(["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+                     "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"])
+    return {name: colour for name, colour in zip(dict.fromkeys(names), palette, strict=False)}
+
+
+def loglog(panels: list[tuple[str, str, dict[tuple[str, str], dict[float, float]]]], *,
+           xlabel: str, salt: str) -> str:
+    """Panels of (title, ylabel, {(impl, variant): {x: y}}): colour per impl, style per variant."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False,
+                                "font.size": 8, "svg.fonttype": "none"}):
+        fig, axes = _figure(len(panels))
+        names = [impl for _, _, series in panels for impl, _ in series]
+        colours = _colours(names)
+        variants = list(dict.fromkeys(v for _, _, series in panels for _, v in series))
+        styles = {v: (_STYLES[i % len(_STYLES)], _MARKERS[i % len(_MARKERS)])
+                  for i, v in enumerate(variants)}
+        for ax, (title, ylabel, series) in zip(axes, panels, strict=True):
+            for (impl, variant), points in series.items():
+                xs = list(points)
+                ys = [max(y, ZERO_FLOOR) for y in points.values()]
+                style, marker = styles[variant]
+                label = _label(f"{impl} · {variant}" if variant else impl)
+                ax.plot(xs, ys, linestyle=style, marker=marker, markersize=3.5, linewidth=1.2,
+                        color=colours[impl], label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(title)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+        handles, labels = axes[0].get_legend_handles_labels()
+        for ax in axes[1:]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        if handles:
+            fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                       ncol=min(4, len(labels)), frameon=False)
+        fig.tight_layout()
+        return _svg(fig, salt)

@@ -1,0 +1,190 @@
+"""Render a results dict into one self-contained report.html (inline CSS and SVG, no URL).
+
+Jinja2 autoescapes every value; the only markup inserted unescaped is SVG written by
+matplotlib (charts.py). The file is written to a temporary name in the target directory
+and moved into place, so a reader never sees half a page.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from . import analysis, charts, compare, conventions
+from .load import ResultsError, validate
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def fmt_err(value) -> str:
+    """An error or budget: scientific, with 0, NaN, inf and missing spelled out."""
+    value = analysis.num(value)
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return "0" if value == 0 else f"{value:.2e}"
+
+
+def fmt_ratio(value) -> str:
+    value = analysis.num(value)
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.3g}×"
+
+
+def fmt_num(value, digits: int = 3) -> str:
+    value = analysis.num(value)
+    if value is None:
+        return "—"
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def fmt_bytes(value) -> str:
+    value = analysis.num(value)
+    if value is None or not math.isfinite(value):
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "—"
+
+
+def fmt_seconds(value) -> str:
+    value = analysis.num(value)
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value >= 60:
+        return f"{int(value // 60)} min {value % 60:.0f} s"
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def fmt_pct(value) -> str:
+    value = analysis.num(value)
+    return "—" if value is None or not math.isfinite(value) else f"{value * 100:+.1f}%"
+
+
+def _environment():
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
+                       seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
+                       params=analysis.params_summary,
+                       first_line=lambda s: analysis.first_line(s, 160))
+    return env
+
+
+def _error_chart(results: dict) -> Markup | None:
+    panels = [("value", "max abs error of the loss", analysis.error_vs_k(results, "value_max_abs_err")),
+              ("gradient", "max abs error of the gradient", analysis.error_vs_k(results, "grad_max_abs_err"))]
+    if not any(series for _, _, series in panels) or not charts.available():
+        return None
+    return Markup(charts.loglog(panels, xlabel="vocabulary size K", salt="accuracy"))
+
+
+def _benchmarks(results: dict) -> tuple[list[dict], Markup | None]:
+    rows = [b for b in results.get("benchmarks") or ()]
+    rows.sort(key=lambda b: tuple(analysis.text(b.get(k)) for k in ("impl", "device", "dtype", "pass"))
+              + (analysis.num(b.get("k")) or 0, analysis.num(b.get("n")) or 0))
+    time_series: dict = {}
+    memory_series: dict = {}
+    for b in rows:
+        k = analysis.num(b.get("k"))
+        if k is None or k <= 0:
+            continue
+        key = (analysis.text(b.get("impl")),
+               " ".join(analysis.text(b.get(f)) for f in ("pass", "dtype", "device"))
+               + f" n={analysis.text(b.get('n'))}")
+        for series, field in ((time_series, "median_s"), (memory_series, "peak_over_logits")):
+            value = analysis.num(b.get(field))
+            if value is not None and math.isfinite(value) and value > 0:
+                series.setdefault(key, {})[k] = value
+    chart = None
+    if (time_series or memory_series) and charts.available():
+        panels = [("time", "median seconds", time_series)]
+        if memory_series:
+            panels.append(("peak memory", "peak bytes / logits bytes", memory_series))
+        chart = Markup(charts.loglog(panels, xlabel="vocabulary size k", salt="benchmarks"))
+    return rows, chart
+
+
+def context(results: dict, baseline: dict | None = None) -> dict:
+    """Everything the template shows, computed from the results (and baseline)."""
+    env = results.get("environment") or {}
+    views = analysis.impl_views(results)
+    feats, cells = analysis.matrix(results, views)
+    records = [v.record for v in views if v.declared]
+    example, used_reference = conventions.worked_example(records)
+    bench_rows, bench_chart = _benchmarks(results)
+    cuda = env.get("cuda") if isinstance(env.get("cuda"), dict) else {}
+    return {
+        "results": results, "env": env, "cuda": cuda,
+        "complete": results.get("complete") is True,
+        "complete_recorded": "complete" in results,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "views": views, "features": feats, "cells": cells,
+        "feature_groups": [(g, [f for f in feats if f.group == g])
+                           for g in dict.fromkeys(f.group for f in feats)],
+        "accuracy": analysis.accuracy(results), "error_chart": _error_chart(results),
+        "zero_floor": charts.ZERO_FLOOR,
+        "example": example, "used_reference": used_reference,
+        "example_k": conventions.K, "example_eps": conventions.EPS,
+        "example_target": conventions.TARGET, "example_pad": conventions.PAD_INDEX,
+        "coinciding": conventions.coinciding(example),
+        "equivalences": analysis.equivalence_checks(results),
+        "failures": analysis.findings(results, analysis.BAD),
+        "known": analysis.findings(results, frozenset({"xfailed"})),
+        "skips": analysis.skip_reasons(results),
+        "bench_rows": bench_rows, "bench_chart": bench_chart,
+        "regression": compare.compare(baseline, results) if baseline is not None else None,
+        "drift_ratio": compare.DRIFT_RATIO, "drift_fraction": compare.DRIFT_BUDGET_FRACTION,
+        "bench_noise": compare.BENCH_NOISE,
+        "nodeids_shown": analysis.NODEIDS_SHOWN,
+    }
+
+
+def render_html(results: dict, *, baseline: dict | None = None) -> str:
+    """The report as an HTML string; raises ResultsError on an unusable results/baseline."""
+    validate(results, source="results")
+    if baseline is not None:
+        validate(baseline, source="baseline")
+    return _environment().get_template("report.html.j2").render(**context(results, baseline))
+
+
+def write_report(results: dict, out_path: str | os.PathLike, *, baseline: dict | None = None) -> Path:
+    """Render and write report.html atomically; return its path."""
+    html = render_html(results, baseline=baseline)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(html)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+__all__ = ["ResultsError", "render_html", "write_report"]

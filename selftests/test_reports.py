@@ -1,0 +1,476 @@
+"""The HTML report checked against the results it was rendered from.
+
+Each test renders a results dict (built here, or a small file in selftests/data/), parses
+the page with the stdlib html.parser into a small tree, and compares a section with the
+numbers it must show: verdict counts, matrix cells, findings, escaping, self-containment,
+the incomplete banner, regression lists, and the CLI's exit codes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import reports
+from reports import ResultsError, load_results, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SCRIPT = "<script>alert(1)</script>"
+EVIL_IMPL = "<b>x</b>"
+
+# ------------------------------------------------------------------ a tiny HTML tree
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict, parent: Node | None):
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def iter(self):
+        for child in self.children:
+            if isinstance(child, Node):
+                yield child
+                yield from child.iter()
+
+    def find_all(self, tag: str | None = None, **attrs) -> list[Node]:
+        attrs = {k.replace("_", "-"): v for k, v in attrs.items()}
+        return [n for n in self.iter() if (tag is None or n.tag == tag)
+                and all(n.attrs.get(k) == v for k, v in attrs.items())]
+
+    def find(self, tag: str | None = None, **attrs) -> Node:
+        found = self.find_all(tag, **attrs)
+        assert found, f"no <{tag or '*'} {attrs}> in the page"
+        return found[0]
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = self.current = Node("#root", {}, None)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, {k: v or "" for k, v in attrs}, self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.current))
+
+    def handle_endtag(self, tag):
+        node = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:
+            self.current = node.parent
+
+    def handle_data(self, data):
+        self.current.children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+# ------------------------------------------------------------------ fixture results
+
+SUPPORTS_ALL = {"ignore_index": True, "weights": True, "prob_targets": True, "nd": True, "unbatched": True,
+                "dtypes": ["float64", "float32", "bfloat16"], "devices": ["cpu", "cuda"],
+                "eps_min": 0.0, "eps_max": 1.0}
+NO_CUDA = "Skipped: no CUDA device: torch.cuda.is_available() is False"
+BF16_FAILURE = f"value mismatch at row 3: out=0.51, but should be 0.5 (budget 1e-2)\n{SCRIPT}"
+DEFECT = "known defect: the target is built in float32, so float64 logits get rounded smoothing mass"
+
+
+def impl_record(name, convention="inclusive", form="ce", **supports):
+    return {"name": name, "description": f"{name} under test", "origin": "builtin", "convention": convention,
+            "form": form, "input": "logits", "pad_index": None, "reductions": ["none", "sum", "mean"],
+            "supports": {**SUPPORTS_ALL, **supports}, "known_defects": []}
+
+
+def check(impl, outcome, *, name="value_and_gradient", tag="", message="", metrics=None, **params):
+    params = {"device": "cpu", "dtype": "float32", "reduction": "mean", "K": 11, "N": 16, "eps": 0.1,
+              "layout": "2d", "ignore": "none", "weight": "none", "targets": "index", **params}
+    nodeid = (f"suites/test_conformance.py::test_{name}[{impl}-{params['device']}-{params['dtype']}"
+              f"-{params['reduction']}-K{params['K']}{tag}]")
+    return {"impl": impl, "check": name, "nodeid": nodeid, "outcome": outcome, "params": params,
+            "metrics": metrics, "message": message, "repro": f"python -m pytest '{nodeid}'", "duration_s": 0.01}
+
+
+def errs(value, grad, base_value=None, base_grad=None, budget=1e-5):
+    return {"value_max_abs_err": value, "value_max_rel_err": None, "grad_max_abs_err": grad,
+            "grad_max_rel_err": None, "value_budget": budget, "grad_budget": budget,
+            "baseline_value_abs_err": base_value, "baseline_grad_abs_err": base_grad}
+
+
+def make_results() -> dict:
+    """good_ce conforms; bad_kernel fails bf16 (3 identical messages) and errors once;
+    kl_known has a declared known defect and no weight support; ghost is undeclared."""
+    kl = impl_record("kl_known", form="kl", weights=False)
+    kl["known_defects"] = [{"checks": ["value_and_gradient"], "when": "float64", "reason": DEFECT}]
+    checks = []
+    for impl in ("good_ce", "bad_kernel", "kl_known"):
+        for k in (2, 11, 128, 1000):
+            checks.append(check(impl, "passed", K=k, metrics=errs(1e-8 * k, 1e-9 * k, 1e-8 * k, 1e-9 * k)))
+        checks.append(check(impl, "skipped", device="cuda", message=NO_CUDA))
+        checks.append(check(impl, "passed", dtype="bfloat16", tag="-nd", layout="nd", metrics=errs(1e-3, 1e-3, 1e-3, 1e-3)))
+    for i in range(3):
+        checks.append(check("bad_kernel", "failed", dtype="bfloat16", tag=f"-seed{i}", message=BF16_FAILURE,
+                            metrics=errs(1e-2, 4e-3, 1e-3, 1e-3, budget=1e-2)))
+    checks.append(check("bad_kernel", "error", name="ignored_targets", ignore="negative", message="RuntimeError: boom"))
+    checks.append(check("good_ce", "passed", name="class_weights", weight="random", metrics=errs(0.0, 0.0, 0.0, 0.0)))
+    checks.append(check("kl_known", "skipped", name="class_weights", weight="random",
+                        message="Skipped: kl_known does not support class weights"))
+    checks.append(check("kl_known", "xfailed", dtype="float64", message=DEFECT, metrics=errs(5e-8, 1e-9)))
+    checks.append(check("ghost", "passed", name="value_and_gradient", metrics=None))
+    return {"schema": 1, "complete": True,
+            "environment": {"started": "2026-11-24T10:00:00+00:00", "finished": "2026-11-24T10:00:41+00:00",
+                            "duration_s": 41.2, "suite_commit": "abc1234", "command": "python -m pytest suites/ -n 2",
+                            "python": "3.11.7", "torch": "2.13.0+cpu", "numpy": "2.4.6", "scipy": "1.17.1",
+                            "platform": "Linux-x86_64", "cpu": "Test CPU", "torch_threads": 2,
+                            "cuda": {"available": False, "reason": "torch.cuda.is_available() is False", "devices": []},
+                            "seed": 7, "hypothesis_profile": "ci", "workers": 2,
+                            "impls": [impl_record("good_ce"), impl_record("bad_kernel", convention="exclusive"), kl]},
+            "checks": checks, "benchmarks": []}
+
+
+def render(tmp_path, results, baseline=None, name="report.html") -> tuple[str, Node]:
+    out = tmp_path / name
+    write_report(results, out, baseline=baseline)
+    html = out.read_text(encoding="utf-8")
+    return html, parse(html)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """(html, tree) of make_results(), rendered once: tests only read it."""
+    return render(tmp_path_factory.mktemp("page"), make_results())
+
+
+def cells_of(tree: Node, impl: str) -> dict[str, Node]:
+    row = tree.find("table", id="matrix-table").find("tr", data_impl=impl)
+    return {td.attrs["data-feature"]: td for td in row.find_all("td")}
+
+
+# ------------------------------------------------------------------ loading
+
+
+@pytest.mark.parametrize("name, words", [
+    ("does_not_exist.json", "no such file"),
+    ("truncated_results.json", "not valid JSON"),
+    ("schema2_results.json", "schema 2 is not supported"),
+    ("no_schema_results.json", 'no "schema" field'),
+])
+def test_unusable_results_file_raises_one_line_error(name, words):
+    with pytest.raises(ResultsError) as info:
+        load_results(DATA / name)
+    message = str(info.value)
+    assert words in message and name in message and "\n" not in message, message
+
+
+def test_minimal_results_render_every_section_without_optional_fields(tmp_path):
+    html, tree = render(tmp_path, load_results(DATA / "minimal_results.json"))
+    for section in ("run", "verdict", "matrix", "accuracy", "conventions", "findings"):
+        assert tree.find("section", id=section)
+    assert not tree.find_all("section", id="performance")
+    assert tree.find(id="incomplete-banner"), "a results file that does not say complete must warn"
+
+
+# ------------------------------------------------------------------ sections
+
+
+def test_run_header_names_commit_versions_cuda_reason_seed_and_command(page):
+    _, tree = page
+    run = tree.find("section", id="run").text()
+    for fact in ("abc1234", "2.13.0+cpu", "3.11.7", "2.4.6", "torch.cuda.is_available() is False",
+                 "python -m pytest suites/ -n 2", "ci", "41.20 s", "Test CPU"):
+        assert fact in run, fact
+    assert "not available" in tree.find(id="cuda").text()
+
+
+def test_verdict_counts_each_outcome_per_implementation(page):
+    _, tree = page
+    results = make_results()
+    table = tree.find("table", id="verdict-table")
+    for impl in ("good_ce", "bad_kernel", "kl_known", "ghost"):
+        row = table.find("tr", data_impl=impl)
+        outcomes = [c["outcome"] for c in results["checks"] if c["impl"] == impl]
+        shown = {td.attrs["data-count"]: int(td.text()) for td in row.find_all("td") if "data-count" in td.attrs}
+        assert shown == {"passed": outcomes.count("passed"),
+                         "failed": sum(outcomes.count(o) for o in ("failed", "error", "xpassed")),
+                         "xfailed": outcomes.count("xfailed"), "skipped": outcomes.count("skipped")}, impl
+    verdicts = {r.attrs["data-impl"]: r.attrs["data-verdict"] for r in table.find_all("tr") if "data-impl" in r.attrs}
+    assert verdicts == {"good_ce": "conforms", "bad_kernel": "does not conform", "kl_known": "conforms",
+                        "ghost": "conforms"}
+    assert "undeclared" in table.find("tr", data_impl="ghost").text()
+
+
+def test_xpassed_known_defect_makes_an_implementation_not_conform(tmp_path):
+    results = make_results()
+    for c in results["checks"]:
+        if c["outcome"] == "xfailed":
+            c["outcome"] = "xpassed"
+    _, tree = render(tmp_path, results)
+    assert tree.find("tr", data_impl="kl_known").attrs["data-verdict"] == "does not conform"
+    assert tree.find("div", data_impl="kl_known").find_all("div", data_check="value_and_gradient")
+
+
+def test_matrix_cells_follow_params_and_declared_support(page):
+    _, tree = page
+    good, bad, kl = (cells_of(tree, impl) for impl in ("good_ce", "bad_kernel", "kl_known"))
+    assert good["dtype:float32"].attrs["data-state"] == "pass" and good["dtype:float32"].text() == "pass 5"
+    assert bad["dtype:bfloat16"].attrs["data-state"] == "fail" and bad["dtype:bfloat16"].text() == "fail 3/4"
+    assert "out=0.51, but should be 0.5" in bad["dtype:bfloat16"].attrs["title"]
+    assert bad["ignore_index"].attrs["data-state"] == "fail"
+    assert kl["weights"].attrs["data-state"] == "unsupported"
+    assert "does not support class weights" in kl["weights"].attrs["title"]
+    assert kl["dtype:float64"].attrs["data-state"] == "known"
+    assert good["weights"].attrs["data-state"] == "pass" and good["nd"].attrs["data-state"] == "pass"
+    assert good["device:cuda"].attrs["data-state"] == "skipped" and NO_CUDA in good["device:cuda"].attrs["title"]
+    assert good["prob_targets"].attrs["data-state"] == "none"
+    for cells in (good, bad, kl):  # colour is never the only signal
+        assert all(td.text().strip() for td in cells.values())
+
+
+def test_accuracy_table_shows_worst_error_and_ratio_to_pytorch(page):
+    _, tree = page
+    row = tree.find("table", id="accuracy-table").find("tr", data_impl="bad_kernel", data_dtype="bfloat16")
+    cells = [td.text() for td in row.find_all("td")]
+    assert cells[2] == "1.00e-02" and cells[3] == "10×"  # worst value error 1e-2 vs torch's 1e-3
+    assert cells[4] == "4.00e-03" and cells[5] == "4×"
+    assert tree.find("figure", id="error-chart").find_all("svg")
+
+
+def test_conventions_show_the_worked_example_distributions(page):
+    _, tree = page
+    table = tree.find("table", id="conventions-table")
+    q = {impl: [float(td.text()) for td in table.find("tr", data_impl=impl).find_all("td")[2:7]]
+         for impl in ("good_ce", "bad_kernel")}
+    assert q["good_ce"] == pytest.approx([0.02, 0.92, 0.02, 0.02, 0.02])
+    assert q["bad_kernel"] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
+    coinciding = tree.find("ul", id="coinciding").text()
+    assert "good_ce" in coinciding and "kl_known" in coinciding and "bad_kernel" not in coinciding
+    assert "gradients coincide" in coinciding
+
+
+def test_equivalence_checks_are_listed_when_present(tmp_path):
+    results = make_results()
+    results["checks"].append(check("good_ce", "failed", name="equivalence_kl_vs_ce", message="KL != CE - H"))
+    _, tree = render(tmp_path, results)
+    assert "KL != CE - H" in tree.find("table", id="equivalence-checks").text()
+
+
+def test_findings_group_identical_messages_and_keep_them_as_text(page):
+    html, tree = page
+    block = tree.find("div", data_impl="bad_kernel", **{"class": "impl-findings failures"})
+    group = block.find("div", data_check="value_and_gradient")
+    assert group.attrs["data-count"] == "3"
+    assert group.find("pre").text() == BF16_FAILURE
+    assert len(group.find("details").find_all("li")) == 3
+    assert "python -m pytest 'suites/" in group.find("div", **{"class": "repro"}).text()
+    assert "boom" in block.find("div", data_check="ignored_targets").text()
+    known = tree.find("div", data_impl="kl_known", **{"class": "impl-findings known"})
+    assert DEFECT in known.text() and DEFECT in tree.find("table", id="declared-defects").text()
+    assert SCRIPT not in html and not tree.find_all("script")
+
+
+def test_impl_name_with_markup_is_escaped_in_tables_and_charts(tmp_path):
+    results = json.loads(json.dumps(make_results()).replace("good_ce", EVIL_IMPL))
+    html, tree = render(tmp_path, results)
+    assert EVIL_IMPL not in html and not tree.find_all("b")
+    assert tree.find("table", id="verdict-table").find_all("tr", data_impl=EVIL_IMPL)
+    svg = tree.find("figure", id="error-chart").find("svg")
+    assert any(EVIL_IMPL in t.text() for t in svg.find_all("text")), "legend must show the name as text"
+
+
+def test_page_is_self_contained(page):
+    html, tree = page
+    assert not re.search(r"https?://", html), "no URL at all, even inside SVG"
+    assert not tree.find_all("script") and not tree.find_all("link") and not tree.find_all("img")
+    assert "@import" not in html and not re.search(r"url\((?!#)", html), "only in-page url(#id) references"
+    for node in tree.iter():
+        for attr in ("src", "href", "xlink:href", "action"):
+            assert node.attrs.get(attr, "#").startswith("#"), (node.tag, attr, node.attrs[attr])
+
+
+def test_urls_in_messages_stay_plain_text(tmp_path):
+    results = make_results()
+    results["checks"][0].update(outcome="failed", message="see https://example.org/x")
+    html, tree = render(tmp_path, results)
+    assert "see https://example.org/x" in tree.find("section", id="findings").text()
+    assert all(n.attrs.get("href", "#").startswith("#") for n in tree.iter())
+
+
+def test_incomplete_run_shows_a_banner_and_complete_does_not(tmp_path, page):
+    _, complete = page
+    assert not complete.find_all(id="incomplete-banner")
+    results = make_results()
+    results["complete"] = False
+    _, tree = render(tmp_path, results, name="partial.html")
+    assert "Incomplete run" in tree.find(id="incomplete-banner").text()
+
+
+def test_benchmarks_render_tables_and_chart_only_when_present(tmp_path, page):
+    assert not page[1].find_all("section", id="performance")
+    results = make_results()
+    results["benchmarks"] = [
+        {"impl": impl, "device": "cpu", "dtype": "float32", "pass": "forward+backward", "n": 4096, "k": k,
+         "median_s": 0.01 * k / 1000, "iqr_s": 0.001, "rounds": 5, "peak_bytes": 1048576 * k,
+         "peak_over_logits": 2.0, "roofline_fraction": 0.31, "ratio_to_builtin": r}
+        for impl, r in (("good_ce", 1.0), ("bad_kernel", 1.5)) for k in (1000, 32000)]
+    _, tree = render(tmp_path, results, name="bench.html")
+    table = tree.find("table", id="bench-table")
+    assert len(table.find_all("tr", data_impl="bad_kernel")) == 2
+    assert "1.5×" in table.find("tr", data_impl="bad_kernel").text()
+    assert tree.find("figure", id="bench-chart").find_all("svg")
+
+
+# ------------------------------------------------------------------ regression
+
+
+def test_compare_lists_new_failures_fixes_and_added_removed_checks(tmp_path):
+    html, tree = render(tmp_path, load_results(DATA / "current_small.json"),
+                        baseline=load_results(DATA / "baseline_small.json"))
+    new = [tr.attrs["data-nodeid"] for tr in tree.find("table", id="new-failures").find_all("tr")
+           if "data-nodeid" in tr.attrs]
+    fixed = [tr.attrs["data-nodeid"] for tr in tree.find("table", id="fixes").find_all("tr")
+             if "data-nodeid" in tr.attrs]
+    assert new == ["suites/test_conformance.py::test_value[kernel_a-cpu-breaks]"]
+    assert fixed == ["suites/test_conformance.py::test_value[kernel_a-cpu-mended]"]
+    assert "kernel_a-cpu-new" in tree.find(id="checks-added").text()
+    assert "kernel_a-cpu-dropped" in tree.find(id="checks-removed").text()
+    assert "base123" in tree.find("section", id="regression").text()
+
+
+def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_path):
+    baseline = make_results()
+    baseline["benchmarks"] = [{"impl": "good_ce", "device": "cpu", "dtype": "float32", "pass": "forward",
+                               "n": 8, "k": k, "median_s": 1.0, "ratio_to_builtin": 1.0} for k in (10, 20)]
+    current = copy.deepcopy(baseline)
+    current["benchmarks"][0]["ratio_to_builtin"] = 1.5  # +50%: flagged
+    current["benchmarks"][1]["ratio_to_builtin"] = 1.05  # +5%: noise
+    drifted = next(c for c in current["checks"] if c["impl"] == "good_ce" and c["params"]["K"] == 2)
+    drifted["metrics"]["value_max_abs_err"] = 5e-6  # 250x growth to half the budget of 1e-5
+    tiny = next(c for c in current["checks"] if c["impl"] == "good_ce" and c["params"]["K"] == 11)
+    tiny["metrics"]["grad_max_abs_err"] *= 50  # 50x growth, still under budget/10: noise
+    _, tree = render(tmp_path, current, baseline=baseline)
+    drift = [tr.attrs["data-nodeid"] for tr in tree.find("table", id="drift").find_all("tr") if "data-nodeid" in tr.attrs]
+    assert drift == [drifted["nodeid"]]
+    flags = [tr.attrs["data-flagged"] for tr in tree.find("table", id="bench-changes").find_all("tr")
+             if "data-flagged" in tr.attrs]
+    assert sorted(flags) == ["no", "yes"]
+
+
+def test_bad_baseline_raises_one_line_results_error(tmp_path):
+    with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
+        write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "r.html").exists()
+
+
+# ------------------------------------------------------------------ writing and the CLI
+
+
+def test_failed_render_leaves_the_previous_report_and_no_temp_file(tmp_path):
+    out = tmp_path / "report.html"
+    write_report(make_results(), out)
+    before = out.read_bytes()
+    with pytest.raises(ResultsError):
+        write_report({"schema": 1, "checks": {"not": "a list"}}, out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reports", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["build", "compare"])
+def test_cli_exits_2_with_one_line_on_a_malformed_file(tmp_path, command):
+    bad = DATA / "truncated_results.json"
+    args = [bad] if command == "build" else [bad, DATA / "current_small.json"]
+    proc = run_cli(command, *args, "-o", tmp_path / "out.html")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "not valid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.html").exists()
+
+
+def test_cli_compare_writes_a_report_with_the_regression_section(tmp_path):
+    out = tmp_path / "cmp.html"
+    proc = run_cli("compare", DATA / "baseline_small.json", DATA / "current_small.json", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert parse(out.read_text()).find("section", id="regression")
+
+
+def test_rendering_never_imports_torch(tmp_path):
+    code = ("import sys, reports; r = reports.load_results(sys.argv[1]); "
+            "reports.write_report(r, sys.argv[2], baseline=r); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    proc = subprocess.run([sys.executable, "-c", code, str(DATA / "current_small.json"), str(tmp_path / "r.html")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_two_thousand_checks_render_quickly_to_a_sane_size(tmp_path):
+    results = make_results()
+    template = results["checks"]
+    results["checks"] = []
+    for i in range(2000):
+        c = copy.deepcopy(template[i % len(template)])
+        c["nodeid"] += f"-{i}"
+        results["checks"].append(c)
+    start = time.perf_counter()
+    html, tree = render(tmp_path, results)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5, f"rendering 2000 checks took {elapsed:.1f} s"
+    assert len(html) < 1_500_000, f"{len(html)} bytes"
+    assert len(tree.find("table", id="verdict-table").find_all("tr")) == 5  # aggregated, not per check
+
+
+def test_results_with_nan_errors_and_null_metrics_render(tmp_path):
+    results = make_results()
+    results["checks"][0]["metrics"] = errs(math.nan, None)
+    results["checks"][1]["metrics"] = None
+    results["checks"][2]["params"] = None
+    results["environment"]["cuda"] = None
+    _, tree = render(tmp_path, results)
+    assert "NaN" in tree.find("table", id="accuracy-table").find("tr", data_impl="good_ce").text()
+
+
+def test_browser_renders_the_report(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium or chromium-browser on PATH: the headless screenshot check needs one")
+    out = write_report(make_results(), tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--no-first-run", f"--screenshot={shot}", "--window-size=1400,3000", out.as_uri()],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert shot.exists(), proc.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, f"{len(png)} bytes"
+
+
+def test_package_exports_the_plugin_interface():
+    assert callable(reports.load_results) and callable(reports.write_report)
+    assert issubclass(reports.ResultsError, Exception)
