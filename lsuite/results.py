@@ -137,6 +137,7 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
         "platform": platform.platform(), "cpu": _cpu_model(),
         "torch_threads": torch.get_num_threads(), "cuda": cuda_state, "seed": seed,
         "hypothesis_profile": config.getoption("hypothesis_profile", None) or "default",
+        "hypothesis_seed": config.getoption("hypothesis_seed", None),  # set by lsuite.hypoplugin
         "workers": getattr(config.option, "numprocesses", None) or 1,
         "impls": [impl.describe() for impl in impls],
     }
