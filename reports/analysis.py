@@ -340,17 +340,25 @@ def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, 
 
 @dataclass
 class Finding:
+    """Checks of one implementation that share one message (across check names)."""
+
     impl: str
-    check: str
+    checks: Counter  # check name -> how many of this group's checks it has
     outcomes: Counter
     message: str
     truncated: bool
-    repro: str
+    repro: str  # of the group's first check
     nodeids: list[str]
 
     @property
     def count(self) -> int:
         return sum(self.outcomes.values())
+
+    @property
+    def check(self) -> str:
+        """The check name when the group has one, else the most common one plus a count."""
+        (name, _), *rest = self.checks.most_common()
+        return name if not rest else f"{name} and {len(rest)} other checks"
 
     @property
     def shown_nodeids(self) -> list[str]:
@@ -362,25 +370,30 @@ class Finding:
 
 
 def findings(results: dict, outcomes: frozenset[str]) -> dict[str, list[Finding]]:
-    """impl -> groups of checks with the given outcomes sharing one message (and check name)."""
-    groups: dict[tuple[str, str, str], Finding] = {}
+    """impl -> groups of its checks with the given outcomes that share one message.
+
+    Grouping by message alone (not check name) is deliberate: one broken code path
+    typically fails dozens of checks of several kinds with the same message.
+    """
+    groups: dict[tuple[str, str], Finding] = {}
     for c in results.get("checks") or ():
         outcome = outcome_of(c)
         if outcome not in outcomes:
             continue
         message = text(c.get("message")).strip() or f"({outcome}, no message recorded)"
-        key = (impl_of(c), text(c.get("check")), message)
+        key = (impl_of(c), message)
         if key not in groups:
             cut = len(message) > MESSAGE_CHARS
-            groups[key] = Finding(key[0], key[1], Counter(), message[:MESSAGE_CHARS], cut,
+            groups[key] = Finding(key[0], Counter(), Counter(), message[:MESSAGE_CHARS], cut,
                                   text(c.get("repro")), [])
+        groups[key].checks[text(c.get("check")) or "(no check name)"] += 1
         groups[key].outcomes[outcome] += 1
         groups[key].nodeids.append(text(c.get("nodeid")))
     out: dict[str, list[Finding]] = defaultdict(list)
     for finding in groups.values():
         out[finding.impl].append(finding)
     for items in out.values():
-        items.sort(key=lambda f: (-f.count, f.check))
+        items.sort(key=lambda f: -f.count)
     return dict(out)
 
 

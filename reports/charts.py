@@ -13,7 +13,7 @@ import re
 from itertools import cycle
 
 ZERO_FLOOR = 1e-18  # errors of exactly 0 are drawn here on log axes (and the caption says so)
-MAX_LABEL = 40  # legend labels longer than this are cut
+MAX_LABEL = 60  # legend labels longer than this are cut
 
 _STRIP = [
     re.compile(r"<\?xml[^>]*\?>\s*"),
@@ -34,8 +34,11 @@ def available() -> bool:
 
 
 def _label(value: str) -> str:
+    """Plain text for matplotlib: one line, cut, and `$` escaped so it never starts mathtext
+    (math stays on for the axes' own tick labels such as 10^-5)."""
     value = " ".join(str(value).split())
-    return value if len(value) <= MAX_LABEL else value[: MAX_LABEL - 1] + "…"
+    value = value if len(value) <= MAX_LABEL else value[: MAX_LABEL - 1] + "…"
+    return value.replace("$", r"\$")
 
 
 def _svg(fig, salt: str) -> str:
@@ -65,29 +68,32 @@ def _colours(names: list[str]) -> dict[str, str]:
     return {name: colour for name, colour in zip(dict.fromkeys(names), palette, strict=False)}
 
 
-def loglog(panels: list[tuple[str, str, dict[tuple[str, str], dict[float, float]]]], *,
-           xlabel: str, salt: str) -> str:
-    """Panels of (title, ylabel, {(impl, variant): {x: y}}): colour per impl, style per variant."""
+Series = dict[tuple[str, str], dict[float, float]]  # (impl, variant) -> {x: y}
+
+
+def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: str) -> str:
+    """Panels of (title, ylabel, series, log y?) on a log x axis: colour per impl, line
+    style per variant, one legend for the figure."""
     import matplotlib
 
-    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False,
+    with matplotlib.rc_context({"text.usetex": False,
                                 "font.size": 8, "svg.fonttype": "none"}):
         fig, axes = _figure(len(panels))
-        names = [impl for _, _, series in panels for impl, _ in series]
+        names = [impl for _, _, series, _ in panels for impl, _ in series]
         colours = _colours(names)
-        variants = list(dict.fromkeys(v for _, _, series in panels for _, v in series))
+        variants = list(dict.fromkeys(v for _, _, series, _ in panels for _, v in series))
         styles = {v: (_STYLES[i % len(_STYLES)], _MARKERS[i % len(_MARKERS)])
                   for i, v in enumerate(variants)}
-        for ax, (title, ylabel, series) in zip(axes, panels, strict=True):
+        for ax, (title, ylabel, series, ylog) in zip(axes, panels, strict=True):
             for (impl, variant), points in series.items():
                 xs = list(points)
-                ys = [max(y, ZERO_FLOOR) for y in points.values()]
+                ys = [max(y, ZERO_FLOOR) if ylog else y for y in points.values()]
                 style, marker = styles[variant]
                 label = _label(f"{impl} · {variant}" if variant else impl)
                 ax.plot(xs, ys, linestyle=style, marker=marker, markersize=3.5, linewidth=1.2,
                         color=colours[impl], label=label)
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set_yscale("log" if ylog else "linear")
             ax.set_title(title)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)

@@ -94,9 +94,10 @@ def _environment():
 
 
 def _error_chart(results: dict) -> Markup | None:
-    panels = [("value", "max abs error of the loss", analysis.error_vs_k(results, "value_max_abs_err")),
-              ("gradient", "max abs error of the gradient", analysis.error_vs_k(results, "grad_max_abs_err"))]
-    if not any(series for _, _, series in panels) or not charts.available():
+    panels = [("value", "max abs error of the loss", analysis.error_vs_k(results, "value_max_abs_err"), True),
+              ("gradient", "max abs error of the gradient",
+               analysis.error_vs_k(results, "grad_max_abs_err"), True)]
+    if not any(series for _, _, series, _ in panels) or not charts.available():
         return None
     return Markup(charts.loglog(panels, xlabel="vocabulary size K", salt="accuracy"))
 
@@ -107,22 +108,24 @@ def _benchmarks(results: dict) -> tuple[list[dict], Markup | None]:
               + (analysis.num(b.get("k")) or 0, analysis.num(b.get("n")) or 0))
     time_series: dict = {}
     memory_series: dict = {}
+    # a line's variant names only the fields that differ between benchmarks
+    varying = [f for f in ("pass", "dtype", "device", "n")
+               if len({analysis.text(b.get(f)) for b in rows}) > 1]
     for b in rows:
         k = analysis.num(b.get("k"))
         if k is None or k <= 0:
             continue
         key = (analysis.text(b.get("impl")),
-               " ".join(analysis.text(b.get(f)) for f in ("pass", "dtype", "device"))
-               + f" n={analysis.text(b.get('n'))}")
+               " ".join(f"n={b.get(f)}" if f == "n" else analysis.text(b.get(f)) for f in varying))
         for series, field in ((time_series, "median_s"), (memory_series, "peak_over_logits")):
             value = analysis.num(b.get(field))
             if value is not None and math.isfinite(value) and value > 0:
                 series.setdefault(key, {})[k] = value
     chart = None
     if (time_series or memory_series) and charts.available():
-        panels = [("time", "median seconds", time_series)]
-        if memory_series:
-            panels.append(("peak memory", "peak bytes / logits bytes", memory_series))
+        panels = [("time", "median seconds", time_series, True)]
+        if memory_series:  # linear y: the ratio moves within a narrow range
+            panels.append(("peak memory", "peak bytes / logits bytes", memory_series, False))
         chart = Markup(charts.loglog(panels, xlabel="vocabulary size k", salt="benchmarks"))
     return rows, chart
 

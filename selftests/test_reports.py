@@ -293,6 +293,16 @@ def test_findings_group_identical_messages_and_keep_them_as_text(page):
     assert SCRIPT not in html and not tree.find_all("script")
 
 
+def test_one_message_across_several_checks_is_one_finding(tmp_path):
+    results = make_results()
+    results["checks"] += [check("good_ce", "failed", name=name, tag=f"-{i}", message="AttributeError: no Spec")
+                          for i, name in enumerate(["a_check", "b_check", "b_check"])]
+    _, tree = render(tmp_path, results)
+    groups = tree.find("div", data_impl="good_ce", **{"class": "impl-findings failures"}).find_all("div", data_count="3")
+    assert len(groups) == 1 and groups[0].attrs["data-check"] == "b_check and 1 other checks"
+    assert "a_check" in groups[0].find("div", **{"class": "finding-head"}).text()
+
+
 def test_impl_name_with_markup_is_escaped_in_tables_and_charts(tmp_path):
     results = json.loads(json.dumps(make_results()).replace("good_ce", EVIL_IMPL))
     html, tree = render(tmp_path, results)
@@ -378,6 +388,8 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
     flags = [tr.attrs["data-flagged"] for tr in tree.find("table", id="bench-changes").find_all("tr")
              if "data-flagged" in tr.attrs]
     assert sorted(flags) == ["no", "yes"]
+    flagged = tree.find("table", id="bench-flagged").find_all("tr", data_flagged="yes")
+    assert len(flagged) == 1 and "+50.0%" in flagged[0].text()
 
 
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
