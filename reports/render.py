@@ -7,6 +7,7 @@ and moved into place, so a reader never sees half a page.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -20,6 +21,10 @@ from . import analysis, charts, compare, conventions
 from .load import ResultsError, validate
 
 TEMPLATES = Path(__file__).parent / "templates"
+# environment fields the run header lays out itself; any other field is listed as it is
+HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "command", "python", "torch",
+                 "numpy", "scipy", "platform", "cpu", "torch_threads", "cuda", "seed",
+                 "hypothesis_profile", "hypothesis_seed", "workers", "impls"}
 
 
 def fmt_err(value) -> str:
@@ -139,8 +144,10 @@ def context(results: dict, baseline: dict | None = None) -> dict:
     example, used_reference = conventions.worked_example(records)
     bench_rows, bench_chart = _benchmarks(results)
     cuda = env.get("cuda") if isinstance(env.get("cuda"), dict) else {}
+    extra = [(k, v if isinstance(v, (str, int, float)) else json.dumps(v, default=str))
+             for k, v in env.items() if k not in HEADER_FIELDS]
     return {
-        "results": results, "env": env, "cuda": cuda,
+        "results": results, "env": env, "cuda": cuda, "env_extra": extra,
         "complete": results.get("complete") is True,
         "complete_recorded": "complete" in results,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),

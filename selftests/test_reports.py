@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def make_results() -> dict:
                             "python": "3.11.7", "torch": "2.13.0+cpu", "numpy": "2.4.6", "scipy": "1.17.1",
                             "platform": "Linux-x86_64", "cpu": "Test CPU", "torch_threads": 2,
                             "cuda": {"available": False, "reason": "torch.cuda.is_available() is False", "devices": []},
-                            "seed": 7, "hypothesis_profile": "ci", "workers": 2,
+                            "seed": 7, "hypothesis_profile": "ci", "hypothesis_seed": 1234, "workers": 2,
+                            "future_field": {"unexpected": True},
                             "impls": [impl_record("good_ce"), impl_record("bad_kernel", convention="exclusive"), kl]},
             "checks": checks, "benchmarks": []}
 
@@ -202,7 +204,8 @@ def test_run_header_names_commit_versions_cuda_reason_seed_and_command(page):
     _, tree = page
     run = tree.find("section", id="run").text()
     for fact in ("abc1234", "2.13.0+cpu", "3.11.7", "2.4.6", "torch.cuda.is_available() is False",
-                 "python -m pytest suites/ -n 2", "ci", "41.20 s", "Test CPU"):
+                 "python -m pytest suites/ -n 2", "ci (seed 1234)", "41.20 s", "Test CPU",
+                 "future_field", '{"unexpected": true}'):
         assert fact in run, fact
     assert "not available" in tree.find(id="cuda").text()
 
@@ -270,6 +273,35 @@ def test_conventions_show_the_worked_example_distributions(page):
     coinciding = tree.find("ul", id="coinciding").text()
     assert "good_ce" in coinciding and "kl_known" in coinciding and "bad_kernel" not in coinciding
     assert "gradients coincide" in coinciding
+
+
+class FakeReference(types.ModuleType):
+    """A stand-in `reference` with the agreed API; exclusive raises, to test the fallback."""
+
+    def __init__(self):
+        super().__init__("reference")
+        self.calls = []
+
+    def Spec(self, convention, form, eps, reduction, ignore_index=None, pad_index=None, targets="index"):  # noqa: N802
+        return {"convention": convention, "form": form, "eps": eps, "pad_index": pad_index}
+
+    def target_distribution(self, spec, num_classes, target_class):
+        self.calls.append((spec, num_classes, target_class))
+        if spec["convention"] == "exclusive":
+            raise NotImplementedError("exclusive not written yet")
+        return [0.0] * (num_classes - 1) + [1.0]  # deliberately unlike the local table
+
+
+def test_conventions_use_reference_when_it_imports_and_fall_back_per_row(tmp_path, monkeypatch):
+    fake = FakeReference()
+    monkeypatch.setitem(sys.modules, "reference", fake)
+    _, tree = render(tmp_path, make_results())
+    table = tree.find("table", id="conventions-table")
+    good, bad = (table.find("tr", data_impl=impl).find_all("td") for impl in ("good_ce", "bad_kernel"))
+    assert [float(td.text()) for td in good[2:7]] == [0, 0, 0, 0, 1] and "reference" in good[-1].text()
+    assert [float(td.text()) for td in bad[2:7]] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
+    assert "local table" in bad[-1].text() and "exclusive not written yet" in bad[-1].find("span").attrs["title"]
+    assert all(call[1:] == (5, 1) and call[0]["eps"] == 0.1 for call in fake.calls)
 
 
 def test_equivalence_checks_are_listed_when_present(tmp_path):
