@@ -152,7 +152,7 @@ class Feature:
 
 
 def _ordered(seen: Iterable, order: tuple) -> list:
-    seen = [s for s in dict.fromkeys(seen) if s is not None]
+    seen = dict.fromkeys(s if isinstance(s, (str, int, float)) else text(s) for s in seen if s is not None)
     return [o for o in order if o in seen] + [s for s in seen if s not in order]
 
 
@@ -174,14 +174,19 @@ def _active(value) -> bool:
     return value not in (None, "none", False)
 
 
+def _listed(view: ImplView, key: str) -> list:
+    value = view.supports.get(key)
+    return value if isinstance(value, list) else []
+
+
 def features(results: dict, views: list[ImplView]) -> list[Feature]:
     checks = results.get("checks") or ()
     params = [params_of(c) for c in checks]
     reductions = _ordered([r for v in views for r in v.reductions] + [p.get("reduction") for p in params],
                           REDUCTION_ORDER)
-    dtypes = _ordered([d for v in views for d in (v.supports.get("dtypes") or ())]
+    dtypes = _ordered([d for v in views for d in _listed(v, "dtypes")]
                       + [p.get("dtype") for p in params], DTYPE_ORDER)
-    devices = _ordered([d for v in views for d in (v.supports.get("devices") or ())]
+    devices = _ordered([d for v in views for d in _listed(v, "devices")]
                        + [p.get("device") for p in params], DEVICE_ORDER)
     out = [Feature(f"reduction:{r}", "reduction", text(r), lambda p, r=r: p.get("reduction") == r,
                    _member(None, r)) for r in reductions]
@@ -206,9 +211,14 @@ def features(results: dict, views: list[ImplView]) -> list[Feature]:
 @dataclass
 class Cell:
     state: str  # pass | fail | known | unsupported | skipped | none
-    text: str
-    title: str
+    label: str  # the state in words (colour is never the only signal)
+    detail: str  # counts: "5" passed, "3/40" failing of those that ran
+    title: str  # reasons, for the hover text
     counts: dict
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} {self.detail}".strip()
 
 
 def first_line(message: str, limit: int = 300) -> str:
@@ -233,19 +243,19 @@ def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
     skip_note = f", {len(skipped)} skipped" if skipped else ""
     if bad:
         failing = [c for c in checks if outcome_of(c) in BAD]
-        return Cell("fail", f"fail {bad}/{ran}", _reasons(failing), dict(counts))
+        return Cell("fail", "fail", f"{bad}/{ran}", _reasons(failing), dict(counts))
     if counts["xfailed"]:
         known = [c for c in checks if outcome_of(c) == "xfailed"]
-        return Cell("known", f"known defect {counts['xfailed']}/{ran}", _reasons(known), dict(counts))
+        return Cell("known", "known defect", f"{counts['xfailed']}/{ran}", _reasons(known), dict(counts))
     if counts["passed"]:
         title = f"{counts['passed']} passed{skip_note}" + (f"\n{_reasons(skipped)}" if skipped else "")
-        return Cell("pass", f"pass {counts['passed']}", title, dict(counts))
+        return Cell("pass", "pass", f"{counts['passed']}", title, dict(counts))
     if supported is False:
         reason = _reasons(skipped) if skipped else "not declared in the implementation's record"
-        return Cell("unsupported", "unsupported", reason, dict(counts))
+        return Cell("unsupported", "unsupported", "", reason, dict(counts))
     if skipped:
-        return Cell("skipped", f"skipped {len(skipped)}", _reasons(skipped), dict(counts))
-    return Cell("none", "—", "no check exercised this feature", dict(counts))
+        return Cell("skipped", "skipped", f"{len(skipped)}", _reasons(skipped), dict(counts))
+    return Cell("none", "—", "", "no check exercised this feature", dict(counts))
 
 
 def matrix(results: dict, views: list[ImplView]) -> tuple[list[Feature], dict[str, dict[str, Cell]]]:

@@ -501,6 +501,18 @@ def test_results_with_nan_errors_and_null_metrics_render(tmp_path):
     assert "NaN" in tree.find("table", id="accuracy-table").find("tr", data_impl="good_ce").text()
 
 
+def test_wrongly_typed_optional_fields_do_not_stop_the_report(tmp_path):
+    results = make_results()
+    results["environment"]["impls"][0].update(supports={"dtypes": "float32", "devices": None}, reductions="mean",
+                                              known_defects=["not a dict"])
+    results["checks"][0]["params"] = {"dtype": ["float32"], "K": "eleven", "reduction": {"x": 1}}
+    results["checks"][1].update(metrics={"value_max_abs_err": "big"}, outcome="exploded", message=None, nodeid=None)
+    results["environment"]["cuda"] = {"available": True, "devices": ["not a dict", {"name": "GPU0"}]}
+    _, tree = render(tmp_path, results)
+    assert tree.find("tr", data_impl="good_ce").attrs["data-verdict"] == "does not conform"  # unknown outcome
+    assert "GPU0" in tree.find(id="cuda").text()
+
+
 def test_browser_renders_the_report(tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
