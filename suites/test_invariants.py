@@ -83,7 +83,9 @@ def test_ignored_rows_affect_neither_value_nor_gradient(ls_context, data):
         target = problem.target.copy()
         target.reshape(-1)[0] = problem.ignore_index if target.ndim else 0
         target = np.asarray(problem.ignore_index) if target.ndim == 0 else target
-        problem = pp.replace(problem, target=target)
+        # the forced row may hold -inf (masked kind), which strategies keep off ignored rows
+        problem = pp.replace(problem, target=target,
+                             logits=np.where(np.isinf(problem.logits), -30.0, problem.logits))
     replacement = data.draw(hnp.arrays(np.float64, problem.logits.shape, elements=LARGE),
                             label="ignored rows' new logits")
     pp.ignored_rows_are_inert(ls_context, problem, replacement)

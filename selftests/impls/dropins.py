@@ -282,3 +282,22 @@ class NaNSumWhenAllIgnored(TargetDistributionCE):
         if self.reduction == "sum" and not bool((target != self.ignore_index).any()):
             return out * float("nan")
         return out
+
+
+class NaiveLogSoftmax(TargetDistributionCE):
+    """log p = z - log(sum(exp(z))) without subtracting the max: overflows once logits are
+    shifted to ~1e3, so shift invariance breaks (inf/NaN) long before the values look odd."""
+
+    def log_probs(self, logits):
+        return logits - logits.exp().sum(-1, keepdim=True).log()
+
+
+class HardCodedPadZero(TargetDistributionCE):
+    """Class 0 hard-coded as padding (OpenNMT style) in a loss sold as PyTorch's: no mass on
+    column 0, eps spread over the rest. Class 0 is special, so permuting classes breaks it."""
+
+    def targets(self, target, num_classes, dtype):
+        q, keep, safe = super().targets(target, num_classes, dtype)
+        q = q.clone()
+        q[..., 0] = torch.where(safe == 0, q[..., 0], torch.zeros_like(q[..., 0]))
+        return q / q.sum(-1, keepdim=True), keep, safe
