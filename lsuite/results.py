@@ -77,9 +77,9 @@ class Collector:
             "duration_s": 0.0,
         })
         entry["duration_s"] += float(getattr(report, "duration", 0.0))
-        metrics = _props(report, METRICS)
-        if metrics:
-            entry["metrics"].update(metrics)
+        for key, metrics in getattr(report, "user_properties", ()):
+            if key == METRICS:
+                entry["metrics"].update(metrics)
         if outcome is not None and (entry["outcome"] in (None, "passed") or outcome == "error"):
             entry["outcome"] = outcome
             if outcome != "passed":
