@@ -72,8 +72,8 @@ Series = dict[tuple[str, str], dict[float, float]]  # (impl, variant) -> {x: y}
 
 
 def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: str) -> str:
-    """Panels of (title, ylabel, series, log y?) on a log x axis: colour per impl, line
-    style per variant, one legend for the figure."""
+    """Panels of (title, ylabel, series, log y?) on a log x axis: colour and marker per
+    impl, line style per variant, one legend for the figure."""
     import matplotlib
 
     with matplotlib.rc_context({"text.usetex": False,
@@ -82,15 +82,17 @@ def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: st
         names = [impl for _, _, series, _ in panels for impl, _ in series]
         colours = _colours(names)
         variants = list(dict.fromkeys(v for _, _, series, _ in panels for _, v in series))
-        styles = {v: (_STYLES[i % len(_STYLES)], _MARKERS[i % len(_MARKERS)])
-                  for i, v in enumerate(variants)}
+        styles = {v: _STYLES[i % len(_STYLES)] for i, v in enumerate(variants)}
+        # marker per implementation as well as colour: coinciding lines stay distinguishable
+        markers = {impl: _MARKERS[i % len(_MARKERS)] for i, impl in enumerate(colours)}
         for ax, (title, ylabel, series, ylog) in zip(axes, panels, strict=True):
             for (impl, variant), points in series.items():
                 xs = list(points)
                 ys = [max(y, ZERO_FLOOR) if ylog else y for y in points.values()]
-                style, marker = styles[variant]
+                style, marker = styles[variant], markers[impl]
                 label = _label(f"{impl} · {variant}" if variant else impl)
-                ax.plot(xs, ys, linestyle=style, marker=marker, markersize=3.5, linewidth=1.2,
+                ax.plot(xs, ys, linestyle=style, marker=marker, markersize=4, linewidth=1.2,
+                        markerfacecolor="none",
                         color=colours[impl], label=label)
             ax.set_xscale("log")
             ax.set_yscale("log" if ylog else "linear")
@@ -98,6 +100,7 @@ def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: st
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+            ax.minorticks_off()  # log minor ticks cost most of the drawing time and say little
         handles, labels = axes[0].get_legend_handles_labels()
         for ax in axes[1:]:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -107,5 +110,5 @@ def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: st
         if handles:
             fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                        ncol=min(4, len(labels)), frameon=False)
-        fig.tight_layout()
+        fig.subplots_adjust(wspace=0.3)
         return _svg(fig, salt)
