@@ -63,6 +63,16 @@ def impl_of(check: dict) -> str:
     return text(check.get("impl")) or "(no impl recorded)"
 
 
+def is_equivalence(check: dict) -> bool:
+    """Equivalence checks compare conventions or pairs of implementations ("a vs b"): they
+    are shown in their own table and findings, never in an implementation's verdict."""
+    return text(check.get("check")).startswith("equivalence")
+
+
+def conformance_checks(results: dict) -> list[dict]:
+    return [c for c in results.get("checks") or () if not is_equivalence(c)]
+
+
 def worst(values: Iterable[float | None]) -> float | None:
     """The largest value, NaN counting as the worst of all; None if there is none."""
     best = None
@@ -132,7 +142,7 @@ def impl_views(results: dict) -> list[ImplView]:
     for record in (results.get("environment") or {}).get("impls") or ():
         name = text(record.get("name")) or "(unnamed)"
         views.setdefault(name, ImplView(name, True, record))
-    for check in results.get("checks") or ():
+    for check in conformance_checks(results):
         name = impl_of(check)
         view = views.setdefault(name, ImplView(name, False, {}))
         view.counts[outcome_of(check)] += 1
@@ -180,7 +190,7 @@ def _listed(view: ImplView, key: str) -> list:
 
 
 def features(results: dict, views: list[ImplView]) -> list[Feature]:
-    checks = results.get("checks") or ()
+    checks = conformance_checks(results)
     params = [params_of(c) for c in checks]
     reductions = _ordered([r for v in views for r in v.reductions] + [p.get("reduction") for p in params],
                           REDUCTION_ORDER)
@@ -261,7 +271,7 @@ def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
 def matrix(results: dict, views: list[ImplView]) -> tuple[list[Feature], dict[str, dict[str, Cell]]]:
     feats = features(results, views)
     by_impl: dict[str, list[dict]] = defaultdict(list)
-    for check in results.get("checks") or ():
+    for check in conformance_checks(results):
         by_impl[impl_of(check)].append(check)
     rows = {}
     for view in views:
@@ -302,7 +312,7 @@ def _argworst(pairs: list[tuple[float | None, str]]) -> tuple[float | None, str]
 def accuracy(results: dict) -> list[AccuracyRow]:
     """Worst errors per implementation × dtype over every check that measured something."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for check in results.get("checks") or ():
+    for check in conformance_checks(results):
         if outcome_of(check) in MEASURED and metrics_of(check):
             groups[impl_of(check), text(params_of(check).get("dtype")) or "?"].append(check)
     rows = []
@@ -326,7 +336,7 @@ def accuracy(results: dict) -> list[AccuracyRow]:
                         num(metrics_of(c).get("baseline_grad_abs_err"))) for c in checks),
             worst(used)))
     order = {d: i for i, d in enumerate(DTYPE_ORDER)}
-    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in results.get("checks") or ()))}
+    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
     rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
     return rows
 
@@ -334,7 +344,7 @@ def accuracy(results: dict) -> list[AccuracyRow]:
 def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, float]]:
     """(impl, dtype) -> {K: worst error at K}, only series with at least two distinct K."""
     series: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
-    for check in results.get("checks") or ():
+    for check in conformance_checks(results):
         if outcome_of(check) not in MEASURED:
             continue
         k, err = num(params_of(check).get("K")), num(metrics_of(check).get(metric))
@@ -417,7 +427,18 @@ def skip_reasons(results: dict) -> dict[str, list[tuple[str, int]]]:
 
 
 def equivalence_checks(results: dict) -> list[dict]:
-    return [c for c in results.get("checks") or () if text(c.get("check")).startswith("equivalence")]
+    checks = [c for c in results.get("checks") or () if is_equivalence(c)]
+    return sorted(checks, key=lambda c: (text(c.get("check")), text(c.get("nodeid"))))
+
+
+def measured(metrics: dict) -> str:
+    """The numeric entries of a metrics dict, compactly (null ones left out)."""
+    parts = []
+    for key, value in metrics.items():
+        value = num(value)
+        if value is not None:
+            parts.append(f"{key}={value:.3g}")
+    return ", ".join(parts)
 
 
 def params_summary(params: dict) -> str:

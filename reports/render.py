@@ -93,7 +93,7 @@ def _environment():
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
                        seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
-                       params=analysis.params_summary,
+                       params=analysis.params_summary, measured=analysis.measured,
                        first_line=lambda s: analysis.first_line(s, 160))
     return env
 

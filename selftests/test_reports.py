@@ -304,11 +304,19 @@ def test_conventions_use_reference_when_it_imports_and_fall_back_per_row(tmp_pat
     assert all(call[1:] == (5, 1) and call[0]["eps"] == 0.1 for call in fake.calls)
 
 
-def test_equivalence_checks_are_listed_when_present(tmp_path):
+def test_equivalence_checks_are_listed_apart_from_verdicts(tmp_path, page):
+    assert not page[1].find_all("table", id="equivalence-checks")
     results = make_results()
-    results["checks"].append(check("good_ce", "failed", name="equivalence_kl_vs_ce", message="KL != CE - H"))
+    pair = check("good_ce vs kl_known", "failed", name="equivalence_kl_is_ce_minus_entropy", message="KL != CE - H",
+                 metrics={"value_max_abs_diff": 3e-3, "value_budget": 1e-12, "grad_max_abs_diff": None})
+    same = check("good_ce", "failed", name="equivalence_inclusive_is_exclusive", message="mass differs")
+    results["checks"] += [pair, same]
     _, tree = render(tmp_path, results)
-    assert "KL != CE - H" in tree.find("table", id="equivalence-checks").text()
+    table = tree.find("table", id="equivalence-checks").text()
+    assert "KL != CE - H" in table and "value_max_abs_diff=0.003" in table and "grad_max_abs_diff" not in table
+    assert not tree.find("table", id="verdict-table").find_all("tr", data_impl="good_ce vs kl_known")
+    assert tree.find("tr", data_impl="good_ce").attrs["data-verdict"] == "conforms"
+    assert "KL != CE - H" in tree.find("div", data_impl="good_ce vs kl_known").text()
 
 
 def test_findings_group_identical_messages_and_keep_them_as_text(page):
