@@ -183,7 +183,7 @@ def pytest_collection_modifyitems(config, items):
 def ls_context(request, impl, case) -> Context:
     """The harness context of this check: seed, repro line, and a metrics recorder."""
     def record(metrics: dict) -> None:
-        request.node.user_properties.append((results.METRICS, metrics))
+        results.record_metrics(request.node, metrics)
 
     return Context(impl=impl, case=case, seed=request.config.getoption("ls_seed"),
                    repro=_repro(request.node, impl), record=record)

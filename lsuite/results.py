@@ -24,6 +24,21 @@ METRIC_KEYS = ("value_max_abs_err", "value_max_rel_err", "grad_max_abs_err", "gr
                "value_budget", "grad_budget", "baseline_value_abs_err", "baseline_grad_abs_err")
 
 
+def _plain(value):
+    """A JSON- and execnet-safe scalar: numpy scalars and 0-d arrays become Python floats."""
+    if value is None or type(value) in (bool, int, float, str):  # np.float64 subclasses float
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def record_metrics(node, metrics: dict) -> None:
+    """Attach measured metrics to a test item; they travel with its reports (also under xdist)."""
+    node.user_properties.append((METRICS, {str(k): _plain(v) for k, v in metrics.items()}))
+
+
 def _props(report, key):
     return next((v for k, v in getattr(report, "user_properties", ()) if k == key), None)
 

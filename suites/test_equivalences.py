@@ -38,7 +38,7 @@ def equivalence(request):
             pytest.skip(f"needs the catalog records {missing} under test (add --ls-builtins)")
 
         def record(metrics):
-            request.node.user_properties.append((results.METRICS, metrics))
+            results.record_metrics(request.node, metrics)
         return {n: catalog.by_name()[n] for n in names}, record
     return needs
 
