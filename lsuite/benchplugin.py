@@ -1,0 +1,193 @@
+"""pytest hooks and the fixture of the benchmarks (suites/test_benchmarks.py). Measuring
+lives in lsuite.bench, the regression gate in lsuite.regression; this module only wires.
+
+A benchmark is a test marked `@pytest.mark.ls_bench(what)` taking the fixture `point`:
+generated per implementation under test (the same `config.stash[IMPLS]` as the checks) ×
+size of the sweep × dtype × device × pass, the builtin first at every point so the
+others' ratio_to_builtin divides by the builtin's own benchmark of this run.
+
+Benchmarks run only when asked: with pytest-benchmark's `--benchmark-only`, or with
+`--ls-bench-sizes` given explicitly. Otherwise they skip with that reason, so
+`python -m pytest suites/` (the correctness gate) stays fast; `--benchmark-skip` skips
+them as usual. Under pytest-xdist pytest-benchmark disables itself, and they skip.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import bench, catalog, regression, results
+from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS, REPORTS
+
+STATE = pytest.StashKey[bench.State]()
+FINDINGS = pytest.StashKey[list]()
+NOT_ASKED = ("benchmarks run only when asked: pass --benchmark-only, or --ls-bench-sizes "
+             "quick|full (python -m pytest suites/test_benchmarks.py --benchmark-only)")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("ls", "label-smoothing suite")
+    group.addoption("--ls-bench-sizes", choices=tuple(bench.SIZES), default=None,
+                    help="benchmark sweep: quick (minutes on a laptop CPU) or full (vocabularies "
+                         "32000-256000 at 8192 tokens); giving it runs the benchmarks "
+                         "(default: quick, and only with --benchmark-only)")
+
+
+def sizes(config) -> str:
+    return config.getoption("ls_bench_sizes") or "quick"
+
+
+def asked(config) -> bool:
+    return bool(config.getoption("benchmark_only", False) or config.getoption("ls_bench_sizes"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ls_bench(what): a benchmark generated per point of the sweep "
+        "('impls', 'noop' or 'reference'; see lsuite/benchplugin.py)")
+    config.stash[STATE] = bench.State(catalog.by_name()[bench.BUILTIN])
+
+
+def _impls(config) -> list:
+    """The builtin first (the ratios' denominator), then the rest in their order."""
+    impls = list(config.stash[IMPLS])
+    return sorted(impls, key=lambda impl: impl.name != bench.BUILTIN)
+
+
+def _points(config, what: str) -> list[bench.Point]:
+    if what == "noop":
+        n, k = bench.NOOP_SHAPE
+        return [bench.Point(bench.NOOP, device, "float32", pass_, n, k)
+                for device in ("cpu", "cuda") for pass_ in bench.PASSES]
+    points = []
+    for n, k, dtypes in bench.SIZES[sizes(config)]:
+        for dtype in dtypes:
+            for device in ("cpu", "cuda"):
+                for pass_ in bench.PASSES:
+                    points += [bench.Point(impl, device, dtype, pass_, n, k)
+                               for impl in _impls(config)
+                               if dtype in impl.dtypes and device in impl.devices]
+    return points
+
+
+def _point_id(point: bench.Point) -> str:
+    return f"{point.impl.name}-{point.device}-{point.dtype}-{point.pass_}-n{point.n}-k{point.k}"
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("ls_bench")
+    if marker is None or "point" not in metafunc.fixturenames:
+        return
+    cuda = metafunc.config.stash[CUDA]
+    params = []
+    for point in _points(metafunc.config, marker.args[0] if marker.args else "impls"):
+        marks = []
+        if point.device == "cuda" and not cuda["available"]:
+            marks.append(pytest.mark.skip(reason=cuda["reason"]))
+        elif asked(metafunc.config) and (why := bench.too_big(point)):
+            marks.append(pytest.mark.skip(reason=why))
+        params.append(pytest.param(point, id=_point_id(point), marks=marks))
+    metafunc.parametrize("point", params)
+
+
+def pytest_collection_modifyitems(config, items):
+    if asked(config):
+        return
+    skip = pytest.mark.skip(reason=NOT_ASKED)
+    for item in items:
+        if item.get_closest_marker("ls_bench") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def ls_bench(request, benchmark):
+    """Measures a point with pytest-benchmark and records the entry for results.json."""
+    if benchmark.disabled:
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable, or pytest-xdist is "
+                    "active: run the benchmarks without -n)")
+    state = request.config.stash[STATE]
+
+    def measure(point: bench.Point, kind: str = "impl") -> dict:
+        entry = bench.measure(benchmark, point, state, kind)
+        request.node.user_properties.append((results.BENCHMARK, entry))
+        return entry
+
+    return measure
+
+
+@pytest.fixture
+def ls_bench_record(request):
+    """Records an entry measured outside bench.measure (the reference's throughput)."""
+    return lambda entry: request.node.user_properties.append((results.BENCHMARK, entry))
+
+
+@pytest.fixture
+def ls_bench_sizes(request) -> str:
+    return sizes(request.config)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Before the results are written (lsuite.plugin's sink): machine info into the
+    environment, and the regression gate against --ls-baseline. After: write results.json
+    if the run had benchmarks but no checks (the sink writes only runs with checks)."""
+    config = session.config
+    collector = config.stash.get(COLLECTOR, None)
+    entries = collector.benchmarks if collector is not None else []
+    if entries:
+        collector.environment["benchmark"] = dict(bench.machine_info(), sizes=sizes(config))
+        baseline = config.stash.get(BASELINE, None)
+        if baseline is not None:
+            findings = regression.compare(entries, baseline.get("benchmarks") or [])
+            config.stash[FINDINGS] = findings
+            if findings and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    outcome = yield
+    if entries and collector is not None and not collector.checks:
+        _write_benchmarks_only(config, exitstatus)
+    return outcome
+
+
+def _write_benchmarks_only(config, exitstatus) -> None:
+    from .plugin import write_outputs
+
+    # write_outputs returns early for a run without checks: give it the benchmarks' run
+    # through a collector view that has a placeholder-free payload.
+    collector = config.stash[COLLECTOR]
+    complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+    collector.checks = _Nonempty()
+    try:
+        config.stash[REPORTS] = write_outputs(config, complete)
+    finally:
+        collector.checks = {}
+
+
+class _Nonempty(dict):
+    """An empty dict that is truthy: write_outputs then writes a run with benchmarks only."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    entries = [e for e in (config.stash[COLLECTOR].benchmarks if COLLECTOR in config.stash else ())]
+    if not entries:
+        return
+    terminalreporter.write_sep("-", "label-smoothing benchmarks")
+    info = bench.machine_info()
+    terminalreporter.write_line(
+        f"ls-bench: {info['cpu']}, {info['torch_threads']} torch threads, torch {info['torch']}"
+        + "".join(f", {g['name']} ({g['memory_bytes'] / 2**30:.0f} GiB)" for g in info["gpus"]))
+    for entry in entries:
+        if entry.get("kind") == "harness_overhead":
+            terminalreporter.write_line(
+                f"ls-bench: harness overhead ({entry['device']} {entry['pass']}, a no-op): "
+                f"{entry['median_s'] * 1e6:.1f} us median")
+    findings = config.stash.get(FINDINGS, None)
+    if findings is None:
+        return
+    if not findings:
+        terminalreporter.write_line("ls-bench: no benchmark regression against the baseline "
+                                    f"(threshold {regression.describe()})")
+    for finding in findings:
+        terminalreporter.write_line(f"REGRESSION {finding.message()}", red=True)
