@@ -1,0 +1,24 @@
+"""The float64 ground truth for label-smoothing losses (NumPy/SciPy only, never torch).
+
+The mathematics is CONVENTIONS.md; this package evaluates it:
+
+    spec = reference.Spec(convention="inclusive", form="ce", eps=0.1, reduction="mean",
+                          ignore_index=-100)
+    result = reference.loss_and_grad(logits, target, spec, weight=w)   # value and gradient
+    value = reference.loss(logits, target, spec)                        # value only
+    for start, stop, rows, grad in reference.iter_row_chunks(x2d, y1d, spec): ...
+
+Layout follows nn.CrossEntropyLoss: (K,) with a 0-d target, (N, K) with (N,), or
+(N, K, d1, ...) with (N, d1, ...); probability targets have the logits' shape. Logits of
+any real dtype are evaluated in float64, in row chunks of bounded memory; the results do
+not depend on the chunk size or the number of threads (REFERENCE_THREADS, default 2).
+"""
+
+from .core import DEFAULT_CHUNK_ELEMS, denominator, iter_row_chunks, loss, loss_and_grad
+from .spec import CONVENTIONS, FORMS, REDUCTIONS, Result, Spec
+from .targets import entropy, target_distribution
+
+__all__ = [
+    "CONVENTIONS", "FORMS", "REDUCTIONS", "DEFAULT_CHUNK_ELEMS", "Spec", "Result",
+    "loss_and_grad", "loss", "target_distribution", "entropy", "iter_row_chunks", "denominator",
+]
