@@ -48,7 +48,7 @@ def categorical_index(p, x, y, kept, r, g, form_kl: bool) -> np.ndarray:
     m = _shifted(x, g)
     z_y = g[rows, yc]
     w_y = 1.0 if w is None else w[yc]
-    s = st.a * w_y + st.b * p.vsum
+    s = np.broadcast_to(st.a * w_y + st.b * p.vsum, (n,))  # sum_c w_c q_c per row
     with np.errstate(invalid="ignore"):
         dot = (st.a * w_y) * z_y
         if st.b != 0.0:
