@@ -26,7 +26,16 @@ from .targets import Structured, _check_class, structured, target_distribution
 # so that freed chunks are recycled by malloc instead of being page-faulted in afresh
 DEFAULT_CHUNK_ELEMS = 2**21
 BLOCK_ELEMS = 2**16  # elements per kernel call: 512 KiB of float64, about one L2 cache
-THREADS = max(1, min(2, int(os.environ.get("REFERENCE_THREADS", os.cpu_count() or 1))))
+
+
+def default_threads() -> int:
+    """REFERENCE_THREADS if set, else min(2, cores): two threads already keep the
+    memory-light kernels busy; more gain little and cost memory (a chunk each)."""
+    env = os.environ.get("REFERENCE_THREADS")
+    return max(1, int(env)) if env else max(1, min(2, os.cpu_count() or 1))
+
+
+THREADS = default_threads()
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()

@@ -42,8 +42,9 @@ def structured(spec: Spec, num_classes: int) -> Structured:
 
 def _check_class(spec: Spec, num_classes: int, target_class: int) -> None:
     if not 0 <= target_class < num_classes:
-        raise ValueError(f"target class {target_class} is outside [0, {num_classes}) and is not "
-                         f"ignore_index={spec.ignore_index}: pass a class index or the ignore_index")
+        fix = ("pass a class index or set Spec.ignore_index to ignore such rows" if spec.ignore_index is None
+               else f"pass a class index or the ignore_index {spec.ignore_index}")
+        raise ValueError(f"target class {target_class} is outside [0, {num_classes}): {fix}")
     if spec.convention == "padding_excluded" and target_class == spec.pad_index:
         raise ValueError(f"target class {target_class} is the padding column pad_index="
                          f"{spec.pad_index}, which gets no mass: make it the ignore_index too")
