@@ -25,7 +25,9 @@ from .targets import Structured, _check_class, structured, target_distribution
 # float64 elements per yielded chunk: 16 MiB, under glibc's 32 MiB cap on the mmap threshold,
 # so that freed chunks are recycled by malloc instead of being page-faulted in afresh
 DEFAULT_CHUNK_ELEMS = 2**21
-BLOCK_ELEMS = 2**16  # elements per kernel call: 512 KiB of float64, about one L2 cache
+# elements per kernel call (2 MiB of float64): small enough to stay in the L3 cache, large
+# enough that NumPy's per-call overhead stays a few percent (measured on K = 128256)
+BLOCK_ELEMS = 2**18
 
 
 def default_threads() -> int:
@@ -147,9 +149,13 @@ def _index_target(target, x: np.ndarray, spec: Spec) -> np.ndarray:
     return tgt
 
 
-def denominator(spec: Spec, logits_shape: tuple, kept_count: int, weight_sum: float | None,
-                rows: int) -> float:
-    """What a scalar reduction divides the summed row losses by (CONVENTIONS.md §4, §6)."""
+def _denominator(spec: Spec, logits_shape: tuple, kept_count: int, weight_sum: float | None,
+                 rows: int) -> float:
+    """What a scalar reduction divides the summed row losses by (CONVENTIONS.md §4, §6).
+
+    kept_count: non-ignored rows; weight_sum: sum of w_y over them (None without weights);
+    rows: every row / position, ignored ones included. 1 for 'none' and 'sum'.
+    """
     reduction = spec.reduction
     if reduction in ("none", "sum"):
         return 1.0
@@ -209,7 +215,7 @@ def prepare(logits, target, spec: Spec, weight=None, cotangent=None, *, two_d: b
     weight_sum = None
     if w is not None and spec.targets == "index":
         weight_sum = float(w[y if kept is None else y[kept]].sum())
-    D = denominator(spec, x.shape, kept_count, weight_sum, R)
+    D = _denominator(spec, x.shape, kept_count, weight_sum, R)
     cot = _cotangent(cotangent, spec, out_shape, x)
     return Problem(spec=spec, K=K, x=x2, y=y, kept=kept, t=t, weight=w, structured=st, v=v,
                    vsum=vsum, denominator=D, cot=cot, layout=layout, logits_shape=x.shape,
@@ -247,13 +253,18 @@ def compute_rows(p: Problem, start: int, stop: int, g: np.ndarray | None,
     when g is given. elements (bce 'none'): per-element losses, (stop-start, K)."""
     values = np.empty(stop - start)
     step = _block_rows(p.K)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        _blocks(p, start, stop, step, g, elements, values)
+    return values
+
+
+def _blocks(p: Problem, start: int, stop: int, step: int, g, elements, values) -> None:
     for lo in range(start, stop, step):
         hi = min(lo + step, stop)
         a, b = lo - start, hi - start
         gb = g[a:b] if g is not None else _workspace(hi - lo, p.K)
         r = p.factor(lo, hi) if g is not None else None
         values[a:b] = _kernel(p, lo, hi, r, gb, None if elements is None else elements[a:b])
-    return values
 
 
 def _kernel(p: Problem, lo: int, hi: int, r, g, elements) -> np.ndarray:
@@ -320,6 +331,25 @@ def _to_layout(p: Problem, a2: np.ndarray, out: np.ndarray | None = None) -> np.
 
 def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
                   chunk_elems: int | None = None, grad_out: np.ndarray | None = None) -> Result:
+    """Value and gradient of the loss `spec` in float64.
+
+    logits: (K,), (N, K) or (N, K, d1, ...), any real dtype (computed in float64).
+    target: class indices of shape (), (N,) or (N, d1, ...) (any integer dtype), or for
+        spec.targets == "probs" an array with the logits' shape.
+    weight: (K,) class weights or None.
+    cotangent: upstream gradient: an array of the 'none' output's shape (default ones),
+        or a scalar for the scalar reductions (default 1.0).
+    chunk_elems: float64 elements per row chunk (default DEFAULT_CHUNK_ELEMS); the result
+        is bit-identical for every value.
+    grad_out: optional writeable floating array with the logits' shape that receives the
+        gradient (cast to its dtype) instead of a new float64 array, e.g. float32 to halve
+        the memory of a (4096, 128256) gradient; Result.grad is then grad_out itself.
+
+    Result.value is a python float for the scalar reductions (nan when the denominator is
+    0: every row ignored, or an empty batch) and a float64 array for 'none'. Result.grad
+    is d(sum(cotangent * value)) / d logits; exactly 0 on ignored rows and everywhere
+    when the denominator is 0 (PyTorch's behaviour).
+    """
     p = prepare(logits, target, spec, weight, cotangent)
     R, K = p.rows, p.K
     if grad_out is not None:
@@ -358,6 +388,7 @@ def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
 
 
 def loss(logits, target, spec: Spec, *, weight=None, chunk_elems: int | None = None):
+    """The value of loss_and_grad alone (no gradient, extra memory of a few row blocks)."""
     p = prepare(logits, target, spec, weight, None)
     R, K = p.rows, p.K
     elements = np.empty((R, K)) if spec.form == "bce" and spec.reduction == "none" else None
@@ -371,8 +402,25 @@ def loss(logits, target, spec: Spec, *, weight=None, chunk_elems: int | None = N
     return _reduce(p, row_values, elements)
 
 
+def denominator(logits, target, spec: Spec, *, weight=None) -> float:
+    """What the scalar reduction of spec divides the summed row losses by (1 for 'none' and
+    'sum'; 0 for a mean of nothing): value = sum(row_values of iter_row_chunks) / this."""
+    return prepare(logits, target, spec, weight).denominator
+
+
 def iter_row_chunks(logits2d, target1d, spec: Spec, *, weight=None, cotangent=None,
                     chunk_elems: int | None = None):
+    """Row chunks of a 2-D (rows, K) problem, for comparing huge inputs with bounded memory.
+
+    Validates everything at once, then returns an iterator of
+    (start, stop, row_values, grad_chunk): row_values is float64 (stop - start,), the
+    unreduced loss of each row (0 for ignored rows; for bce the sum over the row's
+    elements); grad_chunk is float64 (stop - start, K), the FINAL gradient rows (the
+    cotangent and the reduction's denominator applied), so that for a scalar reduction
+    value = sum(all row_values) / denominator(logits2d, target1d, spec) and the gradient is the concatenation.
+    Each chunk is a fresh array that the caller may keep; about chunk_elems elements
+    (default DEFAULT_CHUNK_ELEMS) per chunk; up to THREADS + 1 chunks are computed ahead.
+    """
     p = prepare(logits2d, target1d, spec, weight, cotangent, two_d=True)
     bounds = chunk_bounds(p.rows, p.K, chunk_elems)
     return _generate(p, bounds)

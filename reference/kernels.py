@@ -8,6 +8,8 @@ workspace that also serves as scratch when no gradient is wanted (r is None).
 
 r is the per-row (or, for bce with reduction 'none', per-element) factor
 cotangent / denominator; ignored rows are zeroed explicitly, never by multiplying.
+Kernels run inside one np.errstate that silences the inf / nan arithmetic of masked
+(-inf) logits, which they then handle explicitly.
 """
 
 from __future__ import annotations
@@ -30,9 +32,7 @@ def _shifted(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 def _masked_dot(wq_row: np.ndarray, z_row: np.ndarray) -> float:
     """sum wq * z with 0 * (-inf) = 0: a class with no target mass contributes nothing."""
-    with np.errstate(invalid="ignore"):
-        prod = np.where(wq_row == 0.0, 0.0, wq_row * z_row)
-    return float(prod.sum())
+    return float(np.where(wq_row == 0.0, 0.0, wq_row * z_row).sum())
 
 
 def categorical_index(p, x, y, kept, r, g, form_kl: bool) -> np.ndarray:
@@ -49,15 +49,13 @@ def categorical_index(p, x, y, kept, r, g, form_kl: bool) -> np.ndarray:
     z_y = g[rows, yc]
     w_y = 1.0 if w is None else w[yc]
     s = np.broadcast_to(st.a * w_y + st.b * p.vsum, (n,))  # sum_c w_c q_c per row
-    with np.errstate(invalid="ignore"):
-        dot = (st.a * w_y) * z_y
-        if st.b != 0.0:
-            vz = g.sum(axis=1) if v is None else np.multiply(g, v).sum(axis=1)
-            dot = dot + st.b * vz
+    dot = (st.a * w_y) * z_y
+    if st.b != 0.0:
+        vz = g.sum(axis=1) if v is None else np.multiply(g, v).sum(axis=1)
+        dot = dot + st.b * vz
     np.exp(g, out=g)
     S = g.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = s * np.log(S) - dot
+    value = s * np.log(S) - dot
     bad = ~np.isfinite(dot)
     if kept is not None:
         bad &= kept
@@ -65,15 +63,13 @@ def categorical_index(p, x, y, kept, r, g, form_kl: bool) -> np.ndarray:
         q = p.q_row(int(yc[i]))
         wq = q if w is None else w * q
         z = x[i].astype(np.float64) - m[i]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value[i] = s[i] * np.log(S[i]) - _masked_dot(wq, z)
+        value[i] = s[i] * np.log(S[i]) - _masked_dot(wq, z)
     if form_kl:
         value = value + weighted_neg_entropy(p.K, yc, w, st)
     if kept is not None:
         value = np.where(kept, value, 0.0)
     if r is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g *= (r * s / S)[:, None]
+        g *= (r * s / S)[:, None]
         if st.b != 0.0:
             beta = r * st.b
             if v is None:
@@ -93,22 +89,18 @@ def categorical_probs(p, x, t, r, g, form_kl: bool) -> np.ndarray:
     wq = q if w is None else q * w
     s = wq.sum(axis=1)
     m = _shifted(x, g)
-    with np.errstate(invalid="ignore"):
-        dot = np.multiply(wq, g).sum(axis=1)
+    dot = np.multiply(wq, g).sum(axis=1)
     np.exp(g, out=g)
     S = g.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = s * np.log(S) - dot
+    value = s * np.log(S) - dot
     for i in np.flatnonzero(~np.isfinite(dot)):
         z = x[i].astype(np.float64) - m[i]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value[i] = s[i] * np.log(S[i]) - _masked_dot(wq[i], z)
+        value[i] = s[i] * np.log(S[i]) - _masked_dot(wq[i], z)
     if form_kl:
         plogp = xlogy(q, q)
         value = value + (plogp if w is None else plogp * w).sum(axis=1)
     if r is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g *= (r * s / S)[:, None]
+        g *= (r * s / S)[:, None]
         g -= wq * r[:, None]
     return value
 
@@ -131,14 +123,12 @@ def binary(p, x, y, kept, t_given, r, g, elements: np.ndarray | None) -> np.ndar
         t = t_given.astype(np.float64) * (1.0 - eps) + eps / share
     xf = np.asarray(x, dtype=np.float64)
     softplus = np.logaddexp(0.0, xf)
-    with np.errstate(invalid="ignore"):
-        el = softplus - t * xf
+    el = softplus - t * xf
     odd = ~np.isfinite(xf)
     if odd.any():  # +-inf logits: t log sigmoid(x) with 0 * inf = 0
         xs, ts = xf[odd], t[odd]
-        with np.errstate(invalid="ignore"):
-            pos = np.where(ts == 0.0, 0.0, ts * np.logaddexp(0.0, -xs))
-            neg = np.where(ts == 1.0, 0.0, (1.0 - ts) * np.logaddexp(0.0, xs))
+        pos = np.where(ts == 0.0, 0.0, ts * np.logaddexp(0.0, -xs))
+        neg = np.where(ts == 1.0, 0.0, (1.0 - ts) * np.logaddexp(0.0, xs))
         el[odd] = pos + neg
     if w is not None:
         el *= w

@@ -122,7 +122,8 @@ def test_iter_row_chunks_concatenates_to_loss_and_grad():
         grad = np.concatenate([p[3] for p in parts])
         expected = reference.loss_and_grad(x.astype(np.float32), y, s)
         np.testing.assert_array_equal(grad, expected.grad)
-        denominator = (y != -100).sum()
+        denominator = reference.denominator(x, y, s)
+        assert denominator == (y != -100).sum()
         assert rows.sum() / denominator == pytest.approx(expected.value, rel=1e-15)
     np.testing.assert_allclose(expected.value, whole.value, rtol=1e-6)  # float32 rounding only
 
