@@ -52,6 +52,17 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's pool threads: start afresh on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+    _scratch.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def set_threads(n: int) -> None:
     """Use n worker threads from now on (the environment variable REFERENCE_THREADS sets the default)."""
     global THREADS, _pool

@@ -238,3 +238,15 @@ def test_importing_reference_does_not_import_torch():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_forked_child_can_still_use_the_thread_pool():
+    import multiprocessing
+
+    x, y = problem((64, 5), seed=12)
+    s = spec(reduction="sum", ignore_index=-100)
+    expected = reference.loss(x, y, s, chunk_elems=5)  # starts the pool in the parent
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(reference.loss, (x, y, s), {"chunk_elems": 5}).get(timeout=10)
+    assert got == expected
