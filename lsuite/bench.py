@@ -8,10 +8,12 @@ what it times and measures what it cannot:
   and free events of torch's own allocator, recorded by the profiler (profile_memory=True),
   replayed in time order. Never process RSS: the CPU allocator returns large blocks to the
   OS and RSS lags, so it misses short-lived N x K temporaries.
-- the roofline: a `copy_` of a tensor of the logits' size on the same device in the same
-  run, the bandwidth any loss that reads the logits and writes their gradient competes with;
-- the builtin (nn.CrossEntropyLoss, the catalog's `seed000_ce`) at the same point, for
-  ratios that are comparable across runs and machines when absolute times are not.
+- the roofline: a `copy_` of a tensor of the logits' size on the same device, timed
+  before every round, the bandwidth any loss that reads the logits and writes their
+  gradient competes with;
+- the builtin (nn.CrossEntropyLoss, the catalog's `seed000_ce`) at the same point, timed
+  before every round, for ratios that are comparable across runs and machines when
+  absolute times are not (see `Paired`).
 
 On CUDA each call is bracketed by CUDA events and synchronised (never host clocks alone);
 the host-side pytest-benchmark numbers are kept beside them.
@@ -191,17 +193,9 @@ def median_and_iqr(seconds: list[float]) -> tuple[float, float]:
     return statistics.median(seconds), q3 - q1
 
 
-def copy_seconds(device: str, dtype: str, n: int, k: int) -> float:
-    """Median seconds of `dst.copy_(src)` for a tensor of the logits' size: the roofline."""
-    src = torch.randn(n, k).to(getattr(torch, dtype)).to(device)
-    dst = torch.empty_like(src)
-    once = time_calls(lambda: dst.copy_(src), lambda: None, device, rounds=1, warmup=1)[0]
-    return median_and_iqr(time_calls(lambda: dst.copy_(src), lambda: None, device,
-                                     rounds=rounds_for(once), warmup=0))[0]
-
-
-def roofline_fraction(pass_: str, seconds: float, copy_s: float) -> float | None:
-    """Achieved bandwidth of the pass's least traffic over the copy's bandwidth."""
+def roofline_fraction(pass_: str, seconds: float, copy_s: float | None) -> float | None:
+    """Achieved bandwidth of the pass's least traffic over the copy's bandwidth (with
+    seconds=1, copy_s is the median per-round copy/pass time ratio of a paired run)."""
     if not seconds or not copy_s or not math.isfinite(seconds) or not math.isfinite(copy_s):
         return None
     return MIN_TRAFFIC[pass_] / 2.0 * copy_s / seconds
@@ -306,38 +300,51 @@ NOOP = Impl(name="noop", build=_noop_build, convention="inclusive", form="ce",
 
 
 class State:
-    """Per-session measurements shared by the benchmarks: copy roofline and builtin times."""
+    """Per-session: the builtin whose time is every ratio's denominator."""
 
     def __init__(self, builtin: Impl):
         self.builtin = builtin
-        self.copies: dict[tuple, float] = {}
-        self.builtin_s: dict[tuple, float] = {}
 
-    def copy_s(self, point: Point) -> float:
-        key = (point.device, point.dtype, point.n, point.k)
-        if key not in self.copies:
-            self.copies[key] = copy_seconds(*key)
-        return self.copies[key]
 
-    def builtin_median(self, point: Point) -> float:
-        """The builtin's median at this point: its own benchmark if it ran first (the
-        benchmarks are generated builtin-first), else our own loop on the same workload."""
-        key = point.key[1:]
-        if key not in self.builtin_s:
-            work = workload(self.builtin, point)
-            once = time_calls(work.run, work.setup, point.device, rounds=1, warmup=1)[0]
-            self.builtin_s[key] = median_and_iqr(
-                time_calls(work.run, work.setup, point.device, rounds_for(once), warmup=0))[0]
-        return self.builtin_s[key]
+class Paired:
+    """Times the builtin and the copy in pytest-benchmark's untimed `setup`, right before
+    each timed round of the implementation: ABAB interleaving, so a change of load on a
+    shared machine (other processes, frequency) hits numerator and denominator alike.
+    Measured without it, two quick sweeps on the same commit disagreed by up to 30x in
+    ratio_to_builtin (each test's rounds were stable; the load changed between tests)."""
+
+    def __init__(self, work: Workload, point: Point, builtin: Impl | None):
+        self.work = work
+        self.device = point.device
+        self.builtin = workload(builtin, point) if builtin is not None else None
+        src = torch.randn(point.n, point.k).to(getattr(torch, point.dtype)).to(point.device)
+        dst = torch.empty_like(src)
+        self.copy = lambda: dst.copy_(src)
+        self.builtin_s: list[float] = []
+        self.copy_s: list[float] = []
+
+    def setup(self):
+        self.copy_s += time_calls(self.copy, lambda: None, self.device, rounds=1, warmup=0)
+        if self.builtin is not None:
+            self.builtin_s += time_calls(self.builtin.run, self.builtin.setup, self.device,
+                                         rounds=1, warmup=0)
+        return self.work.setup()
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b and math.isfinite(a) and math.isfinite(b) else None
 
 
+def _paired_ratio(numerators: list[float], denominators: list[float]) -> float | None:
+    """Median of the per-round ratios (rounds are paired: same load)."""
+    ratios = [a / b for a, b in zip(numerators, denominators, strict=False) if b > 0]
+    return statistics.median(ratios) if ratios else None
+
+
 def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
-    """Time `point` with pytest-benchmark (pedantic: our rounds, one warm-up), then measure
-    its peak memory in one more, untimed call; return the results.json entry."""
+    """Time `point` with pytest-benchmark (pedantic: our rounds, one warm-up; the builtin
+    and the copy interleaved in its setup), then measure its peak memory in two more,
+    untimed calls; return the results.json entry."""
     work = workload(point.impl, point)
     args, kwargs = _args(work.setup)
     started = time.perf_counter()
@@ -345,34 +352,37 @@ def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
     synchronize(point.device)
     rounds = rounds_for(time.perf_counter() - started)
     warmup = 1
-    timer = CudaEventTimer(work.run) if point.device == "cuda" else work.run
-    benchmark.pedantic(timer, setup=work.setup, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    is_builtin = point.impl.name == state.builtin.name
+    paired = Paired(work, point, None if kind != "impl" or is_builtin else state.builtin)
+    timer = CudaEventTimer(work.run) if point.device == "cuda" else None
+    benchmark.pedantic(timer or work.run, setup=paired.setup if kind == "impl" else work.setup,
+                       rounds=rounds, warmup_rounds=warmup, iterations=1)
     stats = benchmark.stats.stats
     host_median, host_iqr = float(stats.median), float(stats.iqr)
-    if point.device == "cuda":
-        median, iqr = median_and_iqr(timer.seconds[warmup:])
-    else:
-        median, iqr = host_median, host_iqr
-    args, kwargs = _args(work.setup)
-    peak = peak_bytes(work.run, args, kwargs, point.device)
+    seconds = timer.seconds[warmup:] if timer is not None else list(stats.data)
+    median, iqr = median_and_iqr(seconds)
+    # The minimum of two calls: the first call after timing can still pay a one-off
+    # (measured: 1 of 96 points once peaked one logits' size higher).
+    peak = min(peak_bytes(work.run, *_args(work.setup), point.device) for _ in range(2))
     entry = {
         "kind": kind, "impl": point.impl.name, "device": point.device, "dtype": point.dtype,
         "pass": point.pass_, "n": point.n, "k": point.k,
         "median_s": median, "iqr_s": iqr, "rounds": int(stats.rounds), "warmup_rounds": warmup,
         "timer": "cuda_event" if point.device == "cuda" else "perf_counter",
-        "host_median_s": host_median, "threads": torch.get_num_threads(),
+        "host_median_s": host_median, "host_iqr_s": host_iqr, "threads": torch.get_num_threads(),
         "peak_bytes": peak, "logits_bytes": point.logits_bytes,
         "peak_over_logits": peak / point.logits_bytes,
         "roofline_fraction": None, "copy_median_s": None,
         "ratio_to_builtin": None, "builtin_median_s": None,
     }
     if kind == "impl":
-        copy_s = state.copy_s(point)
-        if point.impl.name == state.builtin.name:
-            state.builtin_s[point.key[1:]] = median
-        builtin_s = state.builtin_median(point)
-        entry.update(roofline_fraction=roofline_fraction(point.pass_, median, copy_s),
-                     copy_median_s=copy_s, builtin_median_s=builtin_s,
-                     ratio_to_builtin=_ratio(median, builtin_s))
+        copies = paired.copy_s[warmup:]
+        builtins = [] if is_builtin else paired.builtin_s[warmup:]
+        copy_s = median_and_iqr(copies)[0]
+        entry.update(
+            copy_median_s=copy_s,
+            roofline_fraction=roofline_fraction(point.pass_, 1.0, _paired_ratio(copies, seconds)),
+            builtin_median_s=median if is_builtin else median_and_iqr(builtins)[0],
+            ratio_to_builtin=1.0 if is_builtin else _paired_ratio(seconds, builtins))
     benchmark.extra_info.update(entry)
     return entry

@@ -3,8 +3,9 @@ lives in lsuite.bench, the regression gate in lsuite.regression; this module onl
 
 A benchmark is a test marked `@pytest.mark.ls_bench(what)` taking the fixture `point`:
 generated per implementation under test (the same `config.stash[IMPLS]` as the checks) ×
-size of the sweep × dtype × device × pass, the builtin first at every point so the
-others' ratio_to_builtin divides by the builtin's own benchmark of this run.
+size of the sweep × dtype × device × pass (the builtin first at every point). Each
+measures its ratio to the builtin and its roofline with the builtin and a copy interleaved
+round by round (lsuite.bench.Paired).
 
 Benchmarks run only when asked: with pytest-benchmark's `--benchmark-only`, or with
 `--ls-bench-sizes` given explicitly. Otherwise they skip with that reason, so
