@@ -12,6 +12,9 @@ Layout follows nn.CrossEntropyLoss: (K,) with a 0-d target, (N, K) with (N,), or
 (N, K, d1, ...) with (N, d1, ...); probability targets have the logits' shape. Logits of
 any real dtype are evaluated in float64, in row chunks of bounded memory; the results do
 not depend on the chunk size or the number of threads (REFERENCE_THREADS, default 2).
+`loss_and_grad(..., grad_out=array)` writes the gradient into an array of any float dtype;
+`denominator(logits, target, spec)` turns iter_row_chunks' row sums into the reduced value.
+padding_excluded with pad_index=None is the same distribution as exclusive.
 """
 
 from .core import DEFAULT_CHUNK_ELEMS, denominator, iter_row_chunks, loss, loss_and_grad

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import kernels
 from .spec import BINARY, Result, Spec, as_weight, check_classes
-from .targets import Structured, _check_class, structured, target_distribution
+from .targets import Structured, check_class, structured, target_distribution
 
 # float64 elements per yielded chunk: 16 MiB, under glibc's 32 MiB cap on the mmap threshold,
 # so that freed chunks are recycled by malloc instead of being page-faulted in afresh
@@ -72,6 +72,7 @@ def set_threads(n: int) -> None:
         if _pool is not None and n != THREADS:
             _pool.shutdown(wait=True)
             _pool = None
+            _scratch.clear()  # the old workers' blocks
         THREADS = n
 
 
@@ -203,7 +204,7 @@ def prepare(logits, target, spec: Spec, weight=None, cotangent=None, *, two_d: b
         if spec.convention == "padding_excluded" and spec.pad_index is not None:
             bad |= ys == spec.pad_index
         if bad.any():
-            _check_class(spec, K, int(ys[np.argmax(bad)]))
+            check_class(spec, K, int(ys[np.argmax(bad)]))
         rows_shape = tgt.shape
     else:
         t_arr = np.asarray(target)

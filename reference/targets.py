@@ -40,7 +40,7 @@ def structured(spec: Spec, num_classes: int) -> Structured:
     return Structured(a=1.0 - eps - b, b=b, q_true=1.0 - eps, u=u)
 
 
-def _check_class(spec: Spec, num_classes: int, target_class: int) -> None:
+def check_class(spec: Spec, num_classes: int, target_class: int) -> None:
     if not 0 <= target_class < num_classes:
         fix = ("pass a class index or set Spec.ignore_index to ignore such rows" if spec.ignore_index is None
                else f"pass a class index or the ignore_index {spec.ignore_index}")
@@ -62,7 +62,7 @@ def target_distribution(spec: Spec, num_classes: int, target_class: int) -> np.n
     y = int(target_class)
     if spec.ignore_index is not None and y == spec.ignore_index:
         return np.zeros(K)
-    _check_class(spec, K, y)
+    check_class(spec, K, y)
     eps = spec.eps
     if spec.convention in ("binary", "binary_classwise"):
         share = 2 if spec.convention == "binary" else K
