@@ -14,14 +14,22 @@ import math
 from dataclasses import dataclass
 
 # Speed: a ratio_to_builtin that grew by more than this fraction is a regression.
-# Calibrated on the quick sweep run twice on the same commit (2-core CPU, torch 2.13.0):
-# see CALIBRATION below; the threshold is about 2x the largest spread seen there.
-RATIO_THRESHOLD = 0.25
-# Memory: peak_over_logits that grew by more than this many logits' sizes. The profiler's
-# allocation events are identical run to run for the same ops (measured spread 0.0 on the
-# quick sweep), so anything at this size is a new temporary of at least half N x K.
-MEMORY_THRESHOLD = 0.5
-CALIBRATION = "not yet measured"
+# Calibration (CALIBRATION): the quick sweep run twice on the same commit (2-core shared
+# CPU, torch 2.13.0, other test runs on the machine; `python -m lsuite.regression A B`).
+# With the builtin and the copy interleaved round by round, the per-benchmark spread of
+# ratio_to_builtin was median 4.8%, p90 49%, max 201% (96 benchmarks); the worst are the
+# shortest calls (forward at k=1000, ~1-5 ms) and bfloat16 backward at k=8192. At k=32000
+# the max was 44%. 0.9 is the largest threshold that still flags a doubled ratio; it left
+# 3 of 96 false alarms between those two runs, so on a machine this busy the gate is not
+# yet trustworthy: calibrate on the machine that gates (quiet, pinned threads).
+RATIO_THRESHOLD = 0.9
+# Memory: peak_over_logits that grew by more than this many logits' sizes. Measured across
+# the same two runs: 95 of 96 peaks identical, one differed by exactly one logits' size
+# (an allocation order/reuse effect), so a single new N x K temporary (+1.0) is within the
+# jitter and is not flagged; two are.
+MEMORY_THRESHOLD = 1.5
+CALIBRATION = ("quick sweep x2, same commit, shared 2-core CPU: ratio spread median 4.8%, "
+               "p90 49%, max 201%; peak/logits identical except one point (+1.0)")
 KEY = ("impl", "device", "dtype", "pass", "n", "k")
 
 
