@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from . import bench, catalog, regression, results
-from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS, REPORTS
+from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
 
 STATE = pytest.StashKey[bench.State]()
 FINDINGS = pytest.StashKey[list]()
@@ -130,8 +130,7 @@ def ls_bench_sizes(request) -> str:
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """Before the results are written (lsuite.plugin's sink): machine info into the
-    environment, and the regression gate against --ls-baseline. After: write results.json
-    if the run had benchmarks but no checks (the sink writes only runs with checks)."""
+    environment, and the regression gate against --ls-baseline."""
     config = session.config
     collector = config.stash.get(COLLECTOR, None)
     entries = collector.benchmarks if collector is not None else []
@@ -143,31 +142,7 @@ def pytest_sessionfinish(session, exitstatus):
             config.stash[FINDINGS] = findings
             if findings and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    outcome = yield
-    if entries and collector is not None and not collector.checks:
-        _write_benchmarks_only(config, exitstatus)
-    return outcome
-
-
-def _write_benchmarks_only(config, exitstatus) -> None:
-    from .plugin import write_outputs
-
-    # write_outputs returns early for a run without checks: give it the benchmarks' run
-    # through a collector view that has a placeholder-free payload.
-    collector = config.stash[COLLECTOR]
-    complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    collector.checks = _Nonempty()
-    try:
-        config.stash[REPORTS] = write_outputs(config, complete)
-    finally:
-        collector.checks = {}
-
-
-class _Nonempty(dict):
-    """An empty dict that is truthy: write_outputs then writes a run with benchmarks only."""
-
-    def __bool__(self) -> bool:
-        return True
+    return (yield)
 
 
 def pytest_terminal_summary(terminalreporter, config):

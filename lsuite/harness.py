@@ -116,11 +116,13 @@ def compare(ctx: Context, what: str, actual: np.ndarray, expected: np.ndarray,
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     # A true value beyond the dtype's range is +-inf once rounded: that is the right answer.
     top = torch.finfo(getattr(torch, ctx.case.dtype)).max
-    expected = np.where(np.abs(expected) > top, np.sign(expected) * np.inf, expected)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(np.abs(expected) > top, np.copysign(np.inf, expected), expected)
     bad_pattern = np.isnan(actual) != np.isnan(expected)
     both = np.isfinite(actual) & np.isfinite(expected)
     inf_mismatch = (~np.isnan(expected) & ~both) & (actual != expected)
-    diff = np.where(both, np.abs(actual - expected), 0.0)
+    with np.errstate(invalid="ignore"):  # inf - inf where both are inf: masked by `both`
+        diff = np.where(both, np.abs(actual - expected), 0.0)
     scale = float(np.max(np.abs(expected[both]))) if both.any() else 0.0
     abs_err = float(diff.max()) if diff.size else 0.0
     limit = tolerances.budget(ctx.case.dtype, scale, baseline)

@@ -10,6 +10,7 @@ Hypothesis's own `--hypothesis-profile NAME`:
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import timedelta
 
@@ -32,7 +33,11 @@ settings.load_profile("default")
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Before Hypothesis's own configure: draw the seed it will force, unless derandomised.
-    xdist workers receive the controller's options, so every worker uses the same seed."""
+    xdist workers receive the controller's options, so every worker uses the same seed.
+    Under CI (the CI environment variable set) with no profile named, use `ci`: a gate
+    must not depend on a random draw."""
+    if os.environ.get("CI") and not config.getoption("hypothesis_profile", None):
+        config.option.hypothesis_profile = "ci"
     if config.getoption("hypothesis_seed", None) is not None:
         return
     name = config.getoption("hypothesis_profile", None) or "default"

@@ -212,7 +212,7 @@ class _Sink:
 
 def write_outputs(config, complete: bool) -> list[str]:
     collector = config.stash[COLLECTOR]
-    if not collector.checks:
+    if not collector.checks and not collector.benchmarks:
         return []
     out_dir = Path(config.getoption("ls_report_dir"))
     if not out_dir.is_absolute():

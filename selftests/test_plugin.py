@@ -34,17 +34,20 @@ def failed_checks(payload, impl):
     return {c["check"] for c in outcomes(payload, impl).values() if c["outcome"] in ("failed", "error")}
 
 
-@pytest.mark.parametrize("spec", [f"{EXAMPLE}:LabelSmoothedCE", f"{DROPINS}:TargetDistributionCE"],
-                         ids=["example", "target_distribution"])
-def test_correct_drop_in_passes_every_check(pytester, spec):
-    result, payload = run_suite(pytester, "--ls-impl", spec)
-    checks = list(outcomes(payload, spec.rpartition(":")[2]).values())
-    passed = [c for c in checks if c["outcome"] == "passed"]
+CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS}  # written independently
+
+
+def test_correct_drop_ins_pass_every_check(pytester):
+    args = [arg for name, path in CORRECT.items() for arg in ("--ls-impl", f"{path}:{name}")]
+    result, payload = run_suite(pytester, *args)
     assert result.ret == 0, result.stdout.str()[-3000:]
-    assert len(passed) >= 60, f"only {len(passed)} checks passed: the run checked too little"
-    assert {c["outcome"] for c in checks} <= {"passed", "skipped"}
-    assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed
-               if c["check"].startswith("value_and_gradient"))
+    for name in CORRECT:
+        checks = list(outcomes(payload, name).values())
+        passed = [c for c in checks if c["outcome"] == "passed"]
+        assert len(passed) >= 150, f"{name}: only {len(passed)} checks passed: too little checked"
+        assert {c["outcome"] for c in checks} <= {"passed", "skipped"}
+        assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed
+                   if c["check"].startswith("value_and_gradient"))
 
 
 RECORDS = ROOT / "selftests" / "impls" / "records.py"
@@ -90,6 +93,11 @@ def mutant_run():
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "suites"), f"--rootdir={ROOT}", "-c",
          str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q", "-n", "2",
+         # the invariants have their own broken drop-ins (test_strategies.py); every check
+         # named in CAUGHT_BY is a reference comparison or an argument check
+         "--ignore", str(ROOT / "suites" / "test_invariants.py"),
+         "--ignore", str(ROOT / "suites" / "test_equivalences.py"),
+         "--ignore", str(ROOT / "suites" / "test_benchmarks.py"),
          f"--ls-report-dir={MUTANTS_DIR}", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     payload = json.loads((MUTANTS_DIR / "results.json").read_text())
@@ -101,7 +109,7 @@ def mutant_run():
 def test_mutant_run_fails_and_records_every_mutant(mutant_run):
     proc, payload = mutant_run
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert {c["impl"] for c in payload["checks"]} == set(CAUGHT_BY)
+    assert set(CAUGHT_BY) == {c["impl"] for c in payload["checks"]}
 
 
 @pytest.mark.parametrize("mutant", sorted(CAUGHT_BY))
