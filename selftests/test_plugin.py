@@ -44,7 +44,7 @@ def test_correct_drop_ins_pass_every_check(pytester):
     for name in CORRECT:
         checks = list(outcomes(payload, name).values())
         passed = [c for c in checks if c["outcome"] == "passed"]
-        assert len(passed) >= 150, f"{name}: only {len(passed)} checks passed: too little checked"
+        assert len(passed) >= 100, f"{name}: only {len(passed)} checks passed: too little checked"
         assert {c["outcome"] for c in checks} <= {"passed", "skipped"}
         assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed
                    if c["check"].startswith("value_and_gradient"))
