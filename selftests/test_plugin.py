@@ -171,3 +171,21 @@ def test_results_json_is_complete_and_the_same_under_xdist(pytester):
     assert {c["nodeid"]: c["outcome"] for c in serial["checks"]} == \
         {c["nodeid"]: c["outcome"] for c in parallel["checks"]}
     assert parallel["environment"]["workers"] == 2
+
+
+def test_interrupted_run_leaves_results_and_a_report_marked_incomplete(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:InterruptsTheRun",
+                                "-k", "every_dtype")
+    html = (pytester.path / "out" / "report.html").read_text()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert payload["complete"] is False
+    assert any(c["outcome"] == "passed" for c in payload["checks"]), "measured checks were lost"
+    assert "Incomplete run" in html
+
+
+def test_markup_in_an_implementations_exception_is_shown_as_text(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:RaisesMarkup", "-k", "every_dtype")
+    html = (pytester.path / "out" / "report.html").read_text()
+    assert result.ret == 1
+    assert any("<script>alert('ls')</script>" in c["message"] for c in payload["checks"])
+    assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
