@@ -416,7 +416,7 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
     baseline["benchmarks"] = [{"impl": "good_ce", "device": "cpu", "dtype": "float32", "pass": "forward",
                                "n": 8, "k": k, "median_s": 1.0, "ratio_to_builtin": 1.0} for k in (10, 20)]
     current = copy.deepcopy(baseline)
-    current["benchmarks"][0]["ratio_to_builtin"] = 1.5  # +50%: flagged
+    current["benchmarks"][0]["ratio_to_builtin"] = 2.5  # +150%: beyond the gate's threshold
     current["benchmarks"][1]["ratio_to_builtin"] = 1.05  # +5%: noise
     drifted = next(c for c in current["checks"] if c["impl"] == "good_ce" and c["params"]["K"] == 2)
     drifted["metrics"]["value_max_abs_err"] = 5e-6  # 250x growth to half the budget of 1e-5
@@ -429,7 +429,7 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
              if "data-flagged" in tr.attrs]
     assert sorted(flags) == ["no", "yes"]
     flagged = tree.find("table", id="bench-flagged").find_all("tr", data_flagged="yes")
-    assert len(flagged) == 1 and "+50.0%" in flagged[0].text()
+    assert len(flagged) == 1 and "+150.0%" in flagged[0].text()
 
 
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
