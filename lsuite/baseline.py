@@ -44,19 +44,6 @@ def _target_rows(inputs: Inputs, num_classes: int) -> tuple[np.ndarray, np.ndarr
     return rows, kept
 
 
-def _denominator(inputs: Inputs, kept: np.ndarray, weight: np.ndarray) -> float:
-    spec, shape = inputs.spec, inputs.logits.shape
-    if spec.reduction in ("none", "sum"):
-        return 1.0
-    if spec.reduction == "mean" and spec.targets == "index":
-        return float(weight[inputs.target.reshape(-1)[kept]].sum())
-    if spec.reduction in ("mean", "row_mean"):
-        return float(kept.size)
-    if spec.reduction == "batchmean":
-        return float(shape[0])
-    return float(np.prod(shape))
-
-
 def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[float, float]:
     """(max abs value error, max abs gradient error) of PyTorch's own arithmetic in dtype."""
     logits, spec = inputs.logits, inputs.spec
@@ -82,7 +69,7 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
         value, value_ref = per.detach().double().numpy(), flat(value_ref)
         (per * torch.tensor(flat(inputs.cotangent), dtype=tdtype)).sum().backward()
     else:
-        total = per.sum() / _denominator(inputs, kept, weight)
+        total = per.sum() / reference.denominator(logits, inputs.target, spec, weight=inputs.weight)
         total.backward()
         value = total.detach().double().numpy()
     return _max_abs(value, value_ref), _max_abs(z.grad.double().numpy(), _rows_last(grad_ref))

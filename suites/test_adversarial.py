@@ -8,9 +8,8 @@ against the reference exactly like the ordinary conformance checks.
 import pytest
 
 from lsuite.harness import check_against_reference
+from lsuite.records import DTYPES, REDUCTIONS
 
-DTYPES = ("float64", "float32", "bfloat16", "float16")
-REDUCTIONS = ("none", "sum", "mean", "row_mean", "batchmean", "element_mean")
 THOROUGH = "thorough"  # the Hypothesis profile that also runs the LLM-sized vocabularies
 
 

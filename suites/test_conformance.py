@@ -9,9 +9,8 @@ way an implementation can misbehave).
 import pytest
 
 from lsuite.harness import check_against_reference
+from lsuite.records import DTYPES, REDUCTIONS
 
-DTYPES = ("float64", "float32", "bfloat16", "float16")
-REDUCTIONS = ("none", "sum", "mean", "row_mean", "batchmean", "element_mean")
 EPSILONS = (0.0, 1e-3, 0.1, 0.5, 1.0)
 VOCABULARIES = (2, 3, 128, 1000, 32000)
 
