@@ -1,6 +1,6 @@
 """Run one bad-argument attempt in this fresh process; print {"returned": ...} as JSON.
 
-Used by lsuite.errors for CUDA, where a device-side assert poisons the whole process.
+Used by lsuite.rejection for CUDA, where a device-side assert poisons the whole process.
 `python -m lsuite.isolate '{"impl": NAME_OR_SPEC, "case": {...}, "seed": 0, "target": "K"}'`
 """
 
@@ -9,8 +9,8 @@ import sys
 
 from . import catalog, loading
 from .cases import Case
-from .errors import attempt
-from .harness import Context
+from .rejection import attempt
+from .runner import Context
 
 
 def main(argv: list[str]) -> int:

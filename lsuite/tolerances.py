@@ -6,7 +6,7 @@ A check passes when, for the value and for the gradient separately,
     budget = max(RTOL[dtype] * max|reference| + ATOL[dtype],  BASELINE_FACTOR[dtype] * baseline)
 
 where `baseline` is PyTorch's own max error on the same inputs in the same dtype
-(lsuite/baseline.py): an implementation may be a few times worse than PyTorch's own
+(lsuite/torch_error.py): an implementation may be a few times worse than PyTorch's own
 arithmetic in that dtype, never more. Errors are normwise (max over elements) because a
 loss gradient's elements span many orders of magnitude and elementwise relative error on
 the tiny ones measures nothing but rounding.
@@ -14,7 +14,7 @@ the tiny ones measures nothing but rounding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .assertions import Budget
 
 # Floors: what any correct implementation can meet in this dtype, whatever PyTorch does.
 RTOL = {
@@ -44,22 +44,14 @@ ATOL = {
 BASELINE_FACTOR = {"float64": 0.0, "float32": 4.0, "bfloat16": 4.0, "float16": 4.0}
 
 
-@dataclass(frozen=True)
-class Budget:
-    floor: float  # RTOL * scale + ATOL
-    baseline: float | None  # PyTorch's own error, None when not measured
-
-    @property
-    def allowed(self) -> float:
-        scaled = 0.0 if self.baseline is None else self.baseline
-        return max(self.floor, scaled)
-
-
 def budget(dtype: str, scale: float, baseline: float | None) -> Budget:
-    """The allowed max abs error for a tensor whose reference max-magnitude is `scale`."""
+    """The allowed max abs error for a tensor whose reference max-magnitude is `scale`,
+    given PyTorch's own error `baseline` on the same inputs (None: not measured)."""
+    floor = RTOL[dtype] * scale + ATOL[dtype]
     factor = BASELINE_FACTOR[dtype]
-    scaled = None if baseline is None or factor == 0.0 else factor * baseline
-    return Budget(floor=RTOL[dtype] * scale + ATOL[dtype], baseline=scaled)
+    if baseline is None or factor == 0.0 or factor * baseline <= floor:
+        return Budget(floor, f"floor: rtol {RTOL[dtype]:g} x scale {scale:.3g} + atol {ATOL[dtype]:g}")
+    return Budget(factor * baseline, f"{factor:g} x PyTorch's own error {baseline:.3g}")
 
 
 # Invariants compare an implementation with itself on transformed inputs (logits shifted,
@@ -69,9 +61,16 @@ def budget(dtype: str, scale: float, baseline: float | None) -> Budget:
 # budget adds the largest |logit| to the scale; the RTOL floors above still apply. In float64
 # a 1e4 logit gives 1e-6, still far below the smallest convention difference (eps/K^2 with
 # eps >= 1e-3, K <= 16: 4e-6 per row ... and far below every bug the checks target).
-def invariant_budget(dtype: str, scale: float, logit_scale: float = 0.0) -> float:
+def invariant_budget(dtype: str, scale: float, logit_scale: float = 0.0) -> Budget:
     """Allowed max abs difference between two computations that exact arithmetic makes equal."""
-    return RTOL[dtype] * (scale + logit_scale) + ATOL[dtype]
+    allowed = RTOL[dtype] * (scale + logit_scale) + ATOL[dtype]
+    return Budget(allowed, f"rtol {RTOL[dtype]:g} x (scale {scale:.3g} + |logits| {logit_scale:.3g}) "
+                           f"+ atol {ATOL[dtype]:g}")
+
+
+# Two calls on the same inputs must agree bit for bit (no data races, no nondeterministic
+# atomics in a kernel that claims determinism).
+EXACT = Budget(0.0, "exact: bitwise identical")
 
 
 # The implied target mass s = Σq recovered from two gradient evaluations (a 1-D least-squares

@@ -6,7 +6,9 @@ that poisons the process, so that check runs in a subprocess (lsuite/isolate.py)
 
 import pytest
 
-from lsuite.errors import expect_rejection
+from lsuite.rejection import expect_rejection
+
+pytestmark = pytest.mark.ls_kind("argument")
 
 
 @pytest.mark.ls_cases(needs=("validates_arguments",), dtype=("float32",))

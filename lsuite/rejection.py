@@ -1,4 +1,8 @@
-"""Checks that an implementation rejects bad arguments the way nn.CrossEntropyLoss does."""
+"""The argument checks: an implementation that claims PyTorch's argument checking must
+reject what nn.CrossEntropyLoss rejects (a smoothing outside [0, 1], a class target outside
+[0, K)). The implementation is built and called by the suite's runner (lsuite/runner.py);
+on CUDA the attempt runs in a fresh interpreter (lsuite/isolate.py), since a device-side
+assert poisons the process that trips it."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import sys
 import torch
 
 from .cases import Case, make_inputs
-from .harness import Context, build, call, tensors
+from .runner import Context, Feed, build, call, tensors
 
 ISOLATED_TIMEOUT_S = 120  # a fresh interpreter importing torch and initialising CUDA
 
@@ -22,7 +26,7 @@ def attempt(ctx: Context, *, eps: float | None = None, target: str | None = None
     """Run the implementation with one bad argument: None if it raised, else what it returned."""
     case = ctx.case if eps is None else ctx.case.replace(eps=eps)
     inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
-    logits, good_target, weight = tensors(ctx, inputs)
+    logits, good_target, weight = tensors(ctx, Feed(inputs.logits, inputs.target, inputs.weight))
     if target is not None:
         good_target = good_target.clone()
         good_target.view(-1)[0] = bad_target_value(case, target)

@@ -1,0 +1,150 @@
+"""The one way the suite runs an implementation under test.
+
+`run(ctx, feed)` builds the implementation for the check's case, turns NumPy inputs into
+tensors, calls it, checks what came back (a tensor of the expected shape that depends on
+the logits, no input changed in place) and takes the gradient with respect to the logits.
+Every kind of check (reference comparisons, invariants, equivalences, argument checks) and
+the benchmarks' workloads build and call through here, so a new kind of implementation is
+supported in one place. Whatever the implementation does wrong becomes a `CheckFailed`
+saying what it did, the claim it was held to, and the repro line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cases import Case
+from .records import BuildConfig, Impl
+
+
+class CheckFailed(AssertionError):
+    """A failed check: the implementation misbehaved or disagreed with what it claims."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check knows while it runs one implementation on one case."""
+
+    impl: Impl
+    case: Case
+    seed: int = 0  # the run's --ls-seed
+    repro: str = ""  # appended to every failure message
+    record: Callable[[dict], None] = lambda metrics: None  # receives the measured metrics
+    detail: str | Callable[[], str] = ""  # appended to failure messages before the repro
+    # (e.g. the drawn inputs as literals; a callable is only evaluated when a check fails)
+
+    def fail(self, what: str) -> CheckFailed:
+        impl, case = self.impl, self.case
+        claim = (f"[{impl.name}: {impl.convention} {impl.form}, {case.device} {case.dtype} "
+                 f"reduction={case.reduction} eps={case.eps} K={case.K} layout={case.layout} "
+                 f"ignore={case.ignore} weight={case.weight} targets={case.targets}]")
+        detail = self.detail() if callable(self.detail) else self.detail
+        detail = f"\n{detail}" if detail else ""
+        tail = f"\nrepro: {self.repro}" if self.repro else ""
+        return CheckFailed(f"{what} {claim}{detail}{tail}")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one call receives, as float64/int64 NumPy arrays (rounded to the case dtype)."""
+
+    logits: np.ndarray  # classes on dim 1 (dim 0 unbatched)
+    target: np.ndarray  # int class indices, or probabilities when case.targets == "probs"
+    weight: np.ndarray | None = None  # (K,) class weights; None: not passed
+    cotangent: np.ndarray | None = None  # upstream gradient; None: ones like the output
+    grad: bool = True  # False: call under torch.no_grad and take no gradient
+    non_contiguous: bool = False  # feed a strided view of the logits
+    expect_shape: tuple[int, ...] | None = None  # the output's shape; None: not checked
+
+
+@dataclass(frozen=True)
+class Outcome:
+    value: np.ndarray  # the output in float64
+    grad: np.ndarray | None  # d(Σ cotangent · out)/d logits in float64; None without grad
+    notes: tuple[str, ...]  # problems that still allow comparison (output dtype, device)
+
+
+def tensors(ctx: Context, feed: Feed):
+    """(logits leaf, target, weight) as tensors in the case's dtype on its device."""
+    device, dtype = ctx.case.device, getattr(torch, ctx.case.dtype)
+    logits = torch.tensor(feed.logits, dtype=dtype, device=device, requires_grad=feed.grad)
+    target_dtype = dtype if ctx.case.targets == "probs" else torch.int64
+    target = torch.tensor(feed.target, dtype=target_dtype, device=device)
+    weight = None if feed.weight is None else torch.tensor(feed.weight, dtype=dtype, device=device)
+    return logits, target, weight
+
+
+def build(ctx: Context, weight) -> Callable:
+    """The implementation's loss function for ctx.case, built by its record."""
+    case = ctx.case
+    cfg = BuildConfig(eps=case.eps, reduction=case.reduction, num_classes=case.K,
+                      device=case.device, dtype=getattr(torch, case.dtype), weight=weight,
+                      ignore_index=case.passed_ignore_index)
+    try:
+        return ctx.impl.build(cfg)
+    except Exception as exc:  # the implementation's own failure, reported as such
+        raise ctx.fail(f"building it raised {type(exc).__name__}: {exc}") from exc
+
+
+def call(ctx: Context, loss_fn: Callable, logits, target):
+    """Forward through the implementation, feeding log-probabilities if it takes them."""
+    fed = logits.clone() if ctx.impl.mutates_input else logits
+    if ctx.impl.input == "log_probs":
+        fed = F.log_softmax(fed, dim=0 if fed.ndim == 1 else 1)
+    try:
+        return loss_fn(fed, target)
+    except Exception as exc:
+        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+
+
+def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
+    """Raise on output that cannot be compared; return the problems that still can be."""
+    if not isinstance(out, torch.Tensor):
+        raise ctx.fail(f"out={type(out).__name__} {out!r:.80}, but should be a torch.Tensor")
+    if feed.expect_shape is not None and tuple(out.shape) != tuple(feed.expect_shape):
+        raise ctx.fail(f"out.shape={tuple(out.shape)}, but should be {tuple(feed.expect_shape)}")
+    if feed.grad and not out.requires_grad:
+        raise ctx.fail("out.requires_grad=False: the loss does not depend on the logits")
+    notes = []
+    if out.dtype != getattr(torch, ctx.case.dtype):
+        notes.append(f"out.dtype={out.dtype}, but should be torch.{ctx.case.dtype} like the logits")
+    if out.device.type != ctx.case.device:
+        notes.append(f"out.device={out.device}, but should be on {ctx.case.device}")
+    return notes
+
+
+def _check_unchanged(ctx: Context, saved: dict, now: dict, when: str) -> None:
+    for name, before in saved.items():
+        if before is not None and not torch.equal(before, now[name]):
+            raise ctx.fail(f"{name} changed in place during {when}: the implementation mutated its input")
+
+
+def run(ctx: Context, feed: Feed) -> Outcome:
+    """Build, call, check the output and the inputs, backpropagate; see the module docstring."""
+    leaf, target, weight = tensors(ctx, feed)
+    now = {"logits": leaf.detach(), "target": target, "weight": weight}
+    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    loss_fn = build(ctx, weight)
+    fed = torch.stack([leaf, leaf], dim=-1)[..., 0] if feed.non_contiguous else leaf
+    with torch.set_grad_enabled(feed.grad):
+        out = call(ctx, loss_fn, fed, target)
+    notes = _check_output(ctx, out, feed)
+    _check_unchanged(ctx, saved, now, "the forward pass")
+    value = out.detach().double().cpu().numpy()
+    if not feed.grad:
+        return Outcome(value, None, tuple(notes))
+    upstream = torch.ones_like(out) if feed.cotangent is None else torch.tensor(
+        feed.cotangent, dtype=out.dtype, device=out.device)
+    try:
+        out.backward(upstream)
+    except Exception as exc:
+        raise ctx.fail(f"backward raised {type(exc).__name__}: {exc}") from exc
+    _check_unchanged(ctx, saved, now, "the backward pass")
+    if leaf.grad is None:
+        raise ctx.fail("logits.grad is None after backward: no gradient reaches the logits")
+    return Outcome(value, leaf.grad.double().cpu().numpy(), tuple(notes))
