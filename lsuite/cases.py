@@ -15,21 +15,18 @@ import numpy as np
 
 import reference
 
-from .records import Impl
+from .adversarial import CONFIDENT_MISSES, LOGIT_KINDS, MASKED_SHARE, adversarial_logits
+from .records import DEVICES, DTYPES, REDUCTIONS, Impl
 
 LAYOUTS = ("2d", "nd", "unbatched")
 IGNORES = ("none", "negative", "in_range", "all")
 WEIGHTS = ("none", "random", "zeros")
-LOGIT_STYLES = ("ordinary", "confident", "extreme", "masked")
 TARGETS = ("index", "probs")
 
 NEGATIVE_IGNORE = -100  # PyTorch's default ignore_index
 IN_RANGE_IGNORE = 1  # a real class used as padding, like OpenNMT's pad index
 ND_SPATIAL = (3, 2)  # (d1, d2) of the N-D layout
 LOGIT_SCALE = 3.0  # std of the logits: confident enough that rounding matters in half precision
-CONFIDENT_MISS = 1e-6  # "confident": the true class gets probability 1 - CONFIDENT_MISS
-EXTREME_SCALE = 1e4  # "extreme": logits of magnitude up to about 1e4 (float16 holds 65504)
-MASKED_SHARE = 0.3  # "masked": this share of the non-target classes gets logit -inf
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,23 @@ class Case:
     ignore: str = "none"
     weight: str = "none"
     targets: str = "index"
-    logits: str = "ordinary"
+    logits: str = "ordinary"  # the logit kind (lsuite/adversarial.py)
+
+    def __post_init__(self) -> None:
+        """A typo must not silently become an ordinary case. eps is any finite number: the
+        argument checks pass values outside [0, 1] on purpose."""
+        bad = [f"{name}={getattr(self, name)!r} is not one of {allowed}" for name, allowed in (
+            ("device", DEVICES), ("dtype", DTYPES), ("reduction", REDUCTIONS), ("layout", LAYOUTS),
+            ("ignore", IGNORES), ("weight", WEIGHTS), ("targets", TARGETS), ("logits", LOGIT_KINDS),
+        ) if getattr(self, name) not in allowed]
+        for name, low in (("K", 1), ("N", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                bad.append(f"{name}={value!r} must be an int >= {low}")
+        if not isinstance(self.eps, int | float) or not np.isfinite(self.eps):
+            bad.append(f"eps={self.eps!r} must be a finite number")
+        if bad:
+            raise ValueError("Case: " + "; ".join(bad))
 
     def replace(self, **changes) -> Case:
         return dataclasses.replace(self, **changes)
@@ -188,26 +201,21 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
 
 
 def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np.ndarray:
-    """Apply the case's logit style (adversarial inputs) to ordinary logits."""
+    """The case's logit kind applied to ordinary logits (lsuite/adversarial.py), with the
+    fixed parameters of a case: the most confident miss, the full magnitude, a seeded mask."""
     if case.logits == "ordinary":
         return logits
-    if case.logits == "extreme":
-        return logits / LOGIT_SCALE * EXTREME_SCALE
     class_axis = 0 if logits.ndim == 1 else 1
-    rows = np.moveaxis(logits, class_axis, -1).copy()  # (..., K)
+    rows = np.moveaxis(logits, class_axis, -1)  # (..., K)
     if case.targets == "index":
         hits = np.where((target >= 0) & (target < case.K), target, 0)
         is_target = np.arange(case.K) == hits[..., None]
     else:
         is_target = np.moveaxis(target, class_axis, -1) == np.max(target, axis=class_axis)[..., None]
-    if case.logits == "confident":  # true class at probability 1 - CONFIDENT_MISS
-        others = np.where(is_target, -np.inf, rows)
-        top = np.logaddexp.reduce(others, axis=-1) + np.log((1 - CONFIDENT_MISS) / CONFIDENT_MISS)
-        rows = np.where(is_target, top[..., None], rows)
-    elif case.logits == "masked":  # some non-target classes at -inf
-        masked = (rng.random(rows.shape) < MASKED_SHARE) & ~is_target
-        rows = np.where(masked, -np.inf, rows)
-    return np.moveaxis(rows, -1, class_axis)
+    mask = rng.random(rows.shape) < MASKED_SHARE if case.logits == "masked" else None
+    unit = rows / LOGIT_SCALE if case.logits == "extreme" else rows
+    shaped = adversarial_logits(case.logits, unit, is_target, miss=CONFIDENT_MISSES[-1], mask=mask)
+    return np.moveaxis(shaped, -1, class_axis)
 
 
 def _rows_shape(case: Case) -> tuple[int, ...]:

@@ -15,18 +15,21 @@ import random
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 # The checks take the per-check `ls_context` fixture, constant over a test's examples by
 # design; and building a torch module per example is slow next to Hypothesis's own budget.
 _SUPPRESS = (HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
              HealthCheck.data_too_large)
+# Phase.explain (which parts of a shrunk failure could vary) re-runs the failing example
+# many times: measured 5 s of a 6 s declared-defect check; the shrunk inputs are printed anyway.
+_PHASES = tuple(p for p in Phase if p is not Phase.explain)
 settings.register_profile("default", max_examples=5, deadline=timedelta(seconds=2),
-                          suppress_health_check=_SUPPRESS)
+                          suppress_health_check=_SUPPRESS, phases=_PHASES)
 settings.register_profile("ci", max_examples=20, derandomize=True, deadline=None, database=None,
-                          print_blob=True, suppress_health_check=_SUPPRESS)
+                          print_blob=True, suppress_health_check=_SUPPRESS, phases=_PHASES)
 settings.register_profile("thorough", max_examples=400, deadline=None,
-                          suppress_health_check=_SUPPRESS)
+                          suppress_health_check=_SUPPRESS, phases=_PHASES)
 settings.load_profile("default")
 
 

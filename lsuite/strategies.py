@@ -2,9 +2,9 @@
 
 Small public functions with keyword-only arguments, validated first, bounded defaults
 (after hypothesis.extra.numpy). Arrays are float64/int64 NumPy; checks turn them into
-tensors. `problems` draws one whole input (shape, targets, weights, eps, logits) for an
+tensors. `samples` draws one whole input (shape, targets, weights, eps, logits) for an
 implementation record and labels every draw, so a failure prints a copy-pasteable repro
-(`Problem.literal`).
+(`Sample.literal`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .cases import IN_RANGE_IGNORE, ND_SPATIAL, NEGATIVE_IGNORE
+from .adversarial import CONFIDENT_MISSES, EXTREME, LOGIT_KINDS, adversarial_logits
+from .cases import IN_RANGE_IGNORE, LAYOUTS, ND_SPATIAL, NEGATIVE_IGNORE
 from .records import Impl
 
-LAYOUTS = ("2d", "nd", "unbatched")
-LOGIT_KINDS = ("ordinary", "confident", "extreme", "masked")
-CONFIDENCES = (0.9, 0.999, 1 - 1e-6)  # p(true class) of a confident row
-EXTREME = 1e4  # largest |logit| drawn: float16 overflows at 65504, softmax in fp32 does not
 IGNORE_MODES = {"none": None, "negative": NEGATIVE_IGNORE, "in_range": IN_RANGE_IGNORE}
 _SPECIAL_EPS = (0.0, 1e-6, 1e-3, 0.1, 0.5, 1.0)
 
@@ -122,9 +119,10 @@ def logits(*, target: np.ndarray, num_classes: int, kind: str = "ordinary",
 
     target: the class-index target the logits go with (shape without the class dim).
     num_classes: K.
-    kind: "ordinary" (|z| <= 10), "confident" (p(true class) in 0.9, 0.999, 1-1e-6),
-        "extreme" (|z| up to `max_magnitude`) or "masked" (some -inf classes, never a
-        row's target, never on ignored rows).
+    kind: a logit kind of lsuite/adversarial.py, its parameters drawn here: "ordinary"
+        (|z| <= 10), "confident" (1 - p(true class) in CONFIDENT_MISSES), "extreme" (|z| up
+        to `max_magnitude`) or "masked" (some -inf classes, never a row's target, never on
+        ignored rows).
     ignore_index: entries of `target` that are ignored (masked kind leaves their rows finite).
     max_magnitude: bound on |z| for the extreme kind (> 10).
     never_mask: classes the masked kind keeps finite (e.g. a padding column).
@@ -132,12 +130,10 @@ def logits(*, target: np.ndarray, num_classes: int, kind: str = "ordinary",
     _check(kind in LOGIT_KINDS, f"kind {kind!r} is not one of {LOGIT_KINDS}")
     _check(max_magnitude > 10, "max_magnitude must be > 10")
     target = np.asarray(target)
-    rows_shape = (1,) if target.ndim == 0 else (int(np.prod(target.shape)),)
-    rows = (rows_shape[0], num_classes)
+    rows = (1 if target.ndim == 0 else int(np.prod(target.shape)), num_classes)
     flat = target.reshape(-1)
     kept = flat != ignore_index if ignore_index is not None else np.ones(flat.shape, bool)
-    safe = np.where(kept, flat, 0)
-    finite = st.floats(-10, 10, allow_subnormal=False)
+    is_target = np.arange(num_classes) == np.where(kept, flat, 0)[:, None]
 
     def arrange(row_logits: np.ndarray) -> np.ndarray:
         if target.ndim == 0:
@@ -145,38 +141,29 @@ def logits(*, target: np.ndarray, num_classes: int, kind: str = "ordinary",
         spatial = target.shape[1:]
         return np.moveaxis(row_logits.reshape(target.shape[0], *spatial, num_classes), -1, 1)
 
-    if kind == "ordinary":
-        return hnp.arrays(np.float64, rows, elements=finite).map(arrange)
-    if kind == "extreme":
-        big = st.sampled_from([-max_magnitude, -1e3, 0.0, 1e3, max_magnitude]) | st.floats(
-            -max_magnitude, max_magnitude, allow_subnormal=False)
-        return hnp.arrays(np.float64, rows, elements=big).map(arrange)
-    if kind == "confident":
-        def confident(args):
-            base, p = args
-            others = base.copy()
-            others[np.arange(rows[0]), safe] = -np.inf
-            lse = np.logaddexp.reduce(others, axis=1)
-            base[np.arange(rows[0]), safe] = np.log(p / (1 - p)) + lse
-            return arrange(base)
-        return st.tuples(hnp.arrays(np.float64, rows, elements=st.floats(-3, 3)),
-                         st.sampled_from(CONFIDENCES)).map(confident)
+    def build(args) -> np.ndarray:
+        base, miss, mask = args
+        if mask is not None:
+            mask = mask & kept[:, None]
+            mask[:, list(never_mask)] = False
+        return arrange(adversarial_logits(kind, base, is_target, miss=miss,
+                                          magnitude=max_magnitude, mask=mask))
 
-    def masked(args):
-        base, mask = args
-        mask = mask & kept[:, None]
-        mask[np.arange(rows[0]), safe] = False
-        mask[:, list(never_mask)] = False
-        return arrange(np.where(mask, -np.inf, base))
-    return st.tuples(hnp.arrays(np.float64, rows, elements=finite),
-                     hnp.arrays(bool, rows)).map(masked)
+    elements = {"ordinary": st.floats(-10, 10, allow_subnormal=False),
+                "masked": st.floats(-10, 10, allow_subnormal=False),
+                "confident": st.floats(-3, 3),
+                "extreme": st.sampled_from([-1.0, -0.1, 0.0, 0.1, 1.0]) | st.floats(
+                    -1, 1, allow_subnormal=False)}[kind]
+    miss = st.sampled_from(CONFIDENT_MISSES) if kind == "confident" else st.just(CONFIDENT_MISSES[-1])
+    mask = hnp.arrays(bool, rows) if kind == "masked" else st.none()
+    return st.tuples(hnp.arrays(np.float64, rows, elements=elements), miss, mask).map(build)
 
 
 # ---------------------------------------------------------------------------------------------
 # One whole input for an implementation record.
 
 @dataclass(frozen=True)
-class Problem:
+class Sample:
     """One drawn input: what a check feeds the implementation (class-index targets)."""
 
     logits: np.ndarray  # float64, classes on dim 1 (dim 0 unbatched)
@@ -231,7 +218,7 @@ def eps_for(impl: Impl, *, max_value: float | None = None) -> st.SearchStrategy[
 
 
 @st.composite
-def _problems(draw, impl: Impl, layouts, kinds, ignores, min_classes, max_classes, max_rows,
+def _samples(draw, impl: Impl, layouts, kinds, ignores, min_classes, max_classes, max_rows,
               eps, weighted):
     layout = draw(st.sampled_from(layouts), label="layout")
     K = draw(num_classes(min_value=min_classes, max_value=max_classes), label="K")
@@ -258,16 +245,16 @@ def _problems(draw, impl: Impl, layouts, kinds, ignores, min_classes, max_classe
         protect += (impl.default_ignore_index % K,)  # the forum recipe zeroes one_hot[-100]
     z = draw(logits(target=target, num_classes=K, kind=kind, ignore_index=ignore_index,
                     never_mask=protect), label="logits")
-    problem = Problem(z, target, weight, eps_value, ignore, layout, kind)
-    note(f"drawn input:\n{problem.literal()}")
-    return problem
+    sample = Sample(z, target, weight, eps_value, ignore, layout, kind)
+    note(f"drawn input:\n{sample.literal()}")
+    return sample
 
 
-def problems(*, impl: Impl, layouts: tuple[str, ...] | None = None,
+def samples(*, impl: Impl, layouts: tuple[str, ...] | None = None,
              kinds: tuple[str, ...] = LOGIT_KINDS, ignores: tuple[str, ...] = tuple(IGNORE_MODES),
              min_classes: int = 2, max_classes: int = 12, max_rows: int = 6,
              eps: st.SearchStrategy[float] | None = None,
-             weighted: bool | None = None) -> st.SearchStrategy[Problem]:
+             weighted: bool | None = None) -> st.SearchStrategy[Sample]:
     """Whole inputs an implementation record claims to support, every draw labelled.
 
     impl: the record; its nd, unbatched, ignore_index, weights, requires_weights and eps
@@ -291,5 +278,5 @@ def problems(*, impl: Impl, layouts: tuple[str, ...] | None = None,
     _check(2 <= min_classes <= max_classes, "need 2 <= min_classes <= max_classes")
     if impl.convention == "padding_excluded":  # eps/(K-2): K = 2 leaves nothing to smooth over
         min_classes, max_classes = max(min_classes, 3), max(max_classes, 3)
-    return _problems(impl, tuple(layouts), tuple(kinds), tuple(ignores), min_classes, max_classes,
+    return _samples(impl, tuple(layouts), tuple(kinds), tuple(ignores), min_classes, max_classes,
                      max_rows, eps, weighted)

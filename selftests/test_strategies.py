@@ -23,7 +23,8 @@ def test_confident_logits_put_the_promised_probability_on_the_target(data):
     target = data.draw(ls.class_targets(num_classes=5, shape=(4,)))
     z = data.draw(ls.logits(target=target, num_classes=5, kind="confident"))
     p = np.exp(z - np.logaddexp.reduce(z, axis=1, keepdims=True))[np.arange(4), target]
-    assert np.all(np.min(np.abs(p[:, None] - np.array(ls.CONFIDENCES)), axis=1) < 1e-9)
+    promised = 1 - np.array(ls.CONFIDENT_MISSES)
+    assert np.all(np.min(np.abs(p[:, None] - promised), axis=1) < 1e-9)
 
 
 @given(data=st.data())
@@ -36,14 +37,14 @@ def test_masked_logits_never_mask_a_target_or_an_ignored_row(data):
     assert np.isfinite(z[~kept]).all()
 
 
-@given(problem=ls.problems(impl=catalog.by_name()["seed000_ce"]))
+@given(sample=ls.samples(impl=catalog.by_name()["seed000_ce"]))
 @settings(max_examples=30)
-def test_problems_are_copy_pasteable(problem):
+def test_samples_are_copy_pasteable(sample):
     import torch  # noqa: F401  (the literal needs it)
     namespace = {}
-    exec(problem.literal(call="pass"), namespace)
-    assert np.array_equal(namespace["logits"].detach().numpy(), problem.logits)
-    assert np.array_equal(namespace["target"].numpy(), problem.target)
+    exec(sample.literal(call="pass"), namespace)
+    assert np.array_equal(namespace["logits"].detach().numpy(), sample.logits)
+    assert np.array_equal(namespace["target"].numpy(), sample.target)
 
 
 @pytest.mark.parametrize("call", [
