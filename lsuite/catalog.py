@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cases import NEGATIVE_IGNORE
+from .predicates import when
 from .records import BuildConfig, Impl, KnownDefect
 
 HALF = ("bfloat16", "float16")
@@ -21,7 +21,7 @@ HALF = ("bfloat16", "float16")
 TORCH_ACCEPTS_NEGATIVE_EPS = KnownDefect(
     "torch accepts a negative label_smoothing (it checks only > 1.0): label_smoothing=-0.1 "
     "returns a loss with negative smoothing mass instead of raising",
-    checks=("rejects_negative_smoothing",), when_text="always")
+    checks=("rejects_negative_smoothing",))
 
 
 def _torch_kwargs(cfg: BuildConfig) -> dict:
@@ -136,66 +136,51 @@ class WeightedKLDiv:
         return (unreduced * self.weight).sum(dim=-1).mean()
 
 
-def _half(case) -> bool:
-    return case.dtype in HALF
-
-
-def _float32_target_shows(case) -> bool:
-    """Float32 rounding of the target shows only in float64, with rows, and with mass to round."""
-    has_rows = case.N > 0 or case.layout == "unbatched"
-    return case.dtype == "float64" and case.eps > 0 and case.K > 1 and has_rows
-
-
-def _float16_sum_overflows(case) -> bool:
-    return case.dtype == "float16" and case.logits == "extreme" and case.reduction == "mean"
-
-
-def _forum_default_breaks(case) -> bool:
-    """Where the forum recipe's default ignore_index=-100 shows. At K = 32000 in float32 its
-    eps/(V-2) spread and zeroed class V-100 move the loss by less than float32 resolution
-    unless a row targets that class, so the check passes there (measured)."""
-    negative = (case.passed_ignore_index if case.passed_ignore_index is not None
-                else NEGATIVE_IGNORE) < 0
-    measurable = (case.K < 100 or case.ignore in ("negative", "all")
-                  or case.dtype == "float64" or case.K <= 1000)
-    return negative and measurable
+HALF_DTYPE = when.dtype.isin(HALF)
+# Float32 rounding of the target shows only in float64, with rows, and with mass to round.
+FLOAT32_TARGET_SHOWS = ((when.dtype == "float64") & (when.eps > 0) & (when.K > 1)
+                        & ((when.N > 0) | (when.layout == "unbatched")))
+FLOAT16_SUM_OVERFLOWS = ((when.dtype == "float16") & (when.logits == "extreme")
+                         & (when.reduction == "mean"))
+# Where the forum recipe's default ignore_index=-100 shows: the index it is built with is
+# negative (not passed, or -100 passed) and the damage is measurable. At K = 32000 in
+# float32 its eps/(V-2) spread and zeroed class V-100 move the loss by less than float32
+# resolution unless a row targets that class, so the check passes there (measured).
+FORUM_DEFAULT_BREAKS = ((when.ignore != "in_range")
+                        & ((when.K <= 1000) | when.ignore.isin(("negative", "all"))
+                           | (when.dtype == "float64")))
 
 
 FLOAT32_TARGET = "the target is built in float32 (torch.full / .float()), so float64 logits get float32-rounded smoothing mass"
-# Where the float32 target shows: every check against the float64 reference, and the
+# Where the float32 target shows: every check against the float64 reference, and the two
 # invariants that measure the target itself; the other invariants (suites/test_invariants.py)
 # compare the recipe with itself, which float32 smoothing mass does not disturb.
-FLOAT32_TARGET_CHECKS = (
-    "value_and_gradient_in_every_dtype_and_reduction", "value_and_gradient_across_smoothing_strengths",
-    "value_and_gradient_across_vocabulary_sizes", "value_and_gradient_for_nd_and_unbatched_inputs",
-    "ignored_targets_follow_the_convention", "class_weights_follow_the_convention",
-    "probability_targets_follow_pytorch_semantics", "confident_extreme_and_masked_logits_in_every_dtype",
-    "degenerate_vocabularies", "llm_sized_vocabularies", "empty_batch", "smoothing_at_its_edges",
-    "zero_class_weights", "gradient_vanishes_at_the_log_target", "implied_target_distribution_sums_to_one")
+FLOAT32_TARGET_SCOPE = dict(kinds=("reference",), checks=(
+    "gradient_vanishes_at_the_log_target", "implied_target_distribution_sums_to_one"))
 PROMOTES = "the float32 target promotes the loss: bfloat16/float16 logits give a float32 loss"
 VOCAB_TWO = KnownDefect(
     "V = 2 leaves no class to smooth over: label_smoothing / (tgt_vocab_size - 2) raises "
-    "ZeroDivisionError", when=lambda c: c.K == 2, when_text="K == 2")
+    "ZeroDivisionError", when=when.K == 2)
 # Measured (torch 2.13.0 CPU): with logits of magnitude ~1e4 in float16, the reduced loss
 # is inf although the mean (~1.9e4) is representable: the row losses are summed in float16
 # (max 65504) before dividing.
 FLOAT16_OVERFLOW = KnownDefect(
     "float16 reductions overflow: the sum of row losses is formed in float16 (max 65504), so a "
     "batch of large but representable losses (logits ~1e4) reduces to inf",
-    when=_float16_sum_overflows, when_text="float16, logits ~1e4, reduction mean")
+    when=FLOAT16_SUM_OVERFLOWS)
 # Measured (torch 2.13.0 CPU): BCEWithLogitsLoss at a -inf logit with target t > 0 gives
 # NaN (it forms (1-t)x + log(1+exp(-x)) = -inf + inf); the loss is +inf.
 BCE_MASKED_NAN = KnownDefect(
     "BCEWithLogitsLoss returns NaN, not +inf, for a -inf logit with a positive target "
     "(every class has target mass eps/K > 0 under smoothing)",
-    when=lambda c: c.logits == "masked", when_text="some logits are -inf")
+    when=when.logits == "masked")
 # Measured: F.kl_div forms target * (log target - input); on a padding column with target 0
 # and a -inf log-probability that is 0 * -inf = NaN, where the loss is +inf (the other
 # masked classes carry mass eps/(V-2)).
 KL_MASKED_PAD_NAN = KnownDefect(
     "kl_div returns NaN, not +inf, when a -inf logit sits on the zero-mass padding column "
     "(0 * -inf) while other masked classes carry smoothing mass",
-    when=lambda c: c.logits == "masked", when_text="some logits are -inf")
+    when=when.logits == "masked")
 NEGATIVE_DEFAULT = (
     "with ignore_index=-100 (its default) the recipe is broken: V < 100 raises IndexError "
     "building one_hot[-100]; V >= 100 silently zeroes the real class V-100 and spreads eps "
@@ -232,9 +217,8 @@ CATALOG: tuple[Impl, ...] = (
         convention="inclusive", form="kl", reductions=("batchmean",), default_ignore_index=None,
         ignore_index=False, weights=False, nd=False,
         known_defects=(
-            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
-            KnownDefect(FLOAT32_TARGET, checks=FLOAT32_TARGET_CHECKS, when=_float32_target_shows,
-                        when_text="dtype is float64, eps > 0, K > 1, rows present"),
+            KnownDefect(PROMOTES, when=HALF_DTYPE),
+            KnownDefect(FLOAT32_TARGET, when=FLOAT32_TARGET_SHOWS, **FLOAT32_TARGET_SCOPE),
         ),
     ),
     Impl(
@@ -245,12 +229,9 @@ CATALOG: tuple[Impl, ...] = (
         unbatched=False, eps_min=0.0, eps_min_inclusive=False,
         known_defects=(
             VOCAB_TWO,
-            KnownDefect(NEGATIVE_DEFAULT, when=_forum_default_breaks,
-                        when_text="ignore_index is negative (the default -100) and the damage is "
-                        "measurable: K < 100, rows targeting -100, float64, or K <= 1000"),
-            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
-            KnownDefect(FLOAT32_TARGET, checks=FLOAT32_TARGET_CHECKS, when=_float32_target_shows,
-                        when_text="dtype is float64, rows present"),
+            KnownDefect(NEGATIVE_DEFAULT, when=FORUM_DEFAULT_BREAKS),
+            KnownDefect(PROMOTES, when=HALF_DTYPE),
+            KnownDefect(FLOAT32_TARGET, when=FLOAT32_TARGET_SHOWS, **FLOAT32_TARGET_SCOPE),
         ),
     ),
     Impl(
@@ -262,9 +243,8 @@ CATALOG: tuple[Impl, ...] = (
         eps_min=0.0, eps_min_inclusive=False,
         known_defects=(
             VOCAB_TWO, KL_MASKED_PAD_NAN,
-            KnownDefect(PROMOTES, when=_half, when_text="dtype is bfloat16 or float16"),
-            KnownDefect(FLOAT32_TARGET, checks=FLOAT32_TARGET_CHECKS, when=_float32_target_shows,
-                        when_text="dtype is float64, rows present"),
+            KnownDefect(PROMOTES, when=HALF_DTYPE),
+            KnownDefect(FLOAT32_TARGET, when=FLOAT32_TARGET_SHOWS, **FLOAT32_TARGET_SCOPE),
         ),
     ),
     Impl(

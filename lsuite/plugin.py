@@ -1,30 +1,38 @@
 """pytest hooks and fixtures of the suite. State lives in lsuite.results, cases in
-lsuite.cases, judging in lsuite.harness; this module only wires them.
+lsuite.cases, running in lsuite.runner, judging in lsuite.assertions; this module only
+wires them.
 
-A check is a test function marked `@pytest.mark.ls_cases(axis=values, ...)` that takes the
+A check is a test function marked `@pytest.mark.ls_cases(axis=values, ...)` in a module
+marked `pytestmark = pytest.mark.ls_kind(KIND)` (records.CHECK_KINDS) that takes the
 fixtures `impl` and `case`: it is generated once per implementation under test × device ×
 point of the product of its axes that the implementation supports. Declared known
-defects become strict xfails; cuda cases skip with the reason when no GPU is present.
+defects (matched by check name or kind, and a predicate on the case) become strict
+xfails; cuda cases skip with the reason when no GPU is present.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from pathlib import Path
 
 import pytest
 
 from . import catalog, loading, results
 from .cases import Case, default_case, supports
-from .harness import Context
-from .records import DEVICES, Impl
+from .records import CHECK_KINDS, DEVICES, Impl
+from .runner import Context
 
 IMPLS = pytest.StashKey[tuple]()
 COLLECTOR = pytest.StashKey[results.Collector]()
 CUDA = pytest.StashKey[dict]()
 REPORTS = pytest.StashKey[list]()
 BASELINE = pytest.StashKey[object]()
+
+
+class StaleKnownDefect(UserWarning):
+    """A known defect names a check that the suite does not have."""
 
 
 def pytest_addoption(parser):
@@ -131,6 +139,16 @@ def _case_id(impl: Impl, case: Case, axes: dict) -> str:
     return "-".join(parts)
 
 
+def check_kind(definition) -> str:
+    """The check's kind from its (module's) `ls_kind` marker; a missing one is a suite bug."""
+    marker = definition.get_closest_marker("ls_kind")
+    kind = marker.args[0] if marker is not None and marker.args else None
+    if kind not in CHECK_KINDS:
+        raise pytest.UsageError(f"{definition.nodeid}: an ls_cases check needs "
+                                f"pytest.mark.ls_kind(one of {CHECK_KINDS}), got {kind!r}")
+    return kind
+
+
 def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("ls_cases")
     if marker is None or "impl" not in metafunc.fixturenames:
@@ -138,6 +156,7 @@ def pytest_generate_tests(metafunc):
     axes = dict(marker.kwargs)
     needs = axes.pop("needs", ())
     check = metafunc.function.__name__.removeprefix("test_")
+    kind = check_kind(metafunc.definition)
     cuda = metafunc.config.stash[CUDA]
     params = []
     for impl in metafunc.config.stash[IMPLS]:
@@ -151,7 +170,7 @@ def pytest_generate_tests(metafunc):
                 marks = []
                 if device == "cuda" and not cuda["available"]:
                     marks.append(pytest.mark.skip(reason=cuda["reason"]))
-                defect = impl.defect_for(check, case)
+                defect = impl.defect_for(check, kind, case)
                 if defect is not None:
                     marks.append(pytest.mark.xfail(strict=True, reason=defect.reason))
                 params.append(pytest.param(impl, case, id=_case_id(impl, case, axes), marks=marks))
@@ -163,6 +182,7 @@ def _repro(item, impl: Impl) -> str:
     return f"python -m pytest '{item.nodeid}'{extra}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection: the stale-defect check sees all
 def pytest_collection_modifyitems(config, items):
     limit = config.getoption("ls_timeout")
     for item in items:
@@ -172,11 +192,39 @@ def pytest_collection_modifyitems(config, items):
         impl, case = callspec.params["impl"], callspec.params["case"]
         if not isinstance(impl, Impl):  # an empty parameter set: nothing supports this check
             continue
+        check, kind = item.originalname.removeprefix("test_"), check_kind(item)
+        defect = impl.defect_for(check, kind, case)
         item.user_properties.append((results.PROPERTY, {
-            "impl": impl.name, "check": item.originalname.removeprefix("test_"),
-            "params": case.params(), "repro": _repro(item, impl)}))
+            "impl": impl.name, "check": check, "kind": kind, "params": case.params(),
+            "repro": _repro(item, impl), "known_defect": None if defect is None else defect.reason}))
         if item.get_closest_marker("timeout") is None and not config.getoption("timeout", None):
             item.add_marker(pytest.mark.timeout(limit))
+    _warn_stale_defects(config, items)
+
+
+def _warn_stale_defects(config, items) -> None:
+    """Warn about a known defect naming a check the suite does not have (after
+    array-api-tests' stale xfail ids); only when every module of the suite was collected."""
+    modules = {Path(str(item.path)) for item in items if item.get_closest_marker("ls_cases")}
+    suite = {f for d in {path.parent for path in modules} for f in d.glob("test_*.py")
+             if _has_checks(f)}
+    if not modules or modules != suite:  # a partial run cannot tell stale from not collected
+        return
+    names = {item.originalname.removeprefix("test_") for item in items
+             if item.get_closest_marker("ls_cases")}
+    for impl in config.stash[IMPLS]:
+        for defect in impl.known_defects:
+            for stale in sorted(set(defect.checks) - names):
+                warnings.warn(StaleKnownDefect(
+                    f"{impl.name}: known defect names check {stale!r}, which the suite does not "
+                    f"have (checks are test function names without test_)"), stacklevel=1)
+
+
+def _has_checks(path: Path) -> bool:
+    try:
+        return "ls_cases" in path.read_text()
+    except OSError:
+        return False
 
 
 @pytest.fixture

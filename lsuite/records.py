@@ -10,12 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reference.spec import CONVENTIONS, FORMS, REDUCTIONS
+
+from .predicates import Predicate
+
+__all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CONVENTIONS", "DEVICES",
+           "DTYPES", "FORMS", "INPUTS", "REDUCTIONS"]
+
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
-CONVENTIONS = ("inclusive", "exclusive", "padding_excluded", "binary", "binary_classwise")
-FORMS = ("ce", "kl", "bce")
-REDUCTIONS = ("none", "sum", "mean", "row_mean", "batchmean", "element_mean")
 INPUTS = ("logits", "log_probs")
+# What a check compares (its `ls_kind` marker): the float64 reference, the implementation
+# with itself on transformed inputs, or its handling of bad arguments.
+CHECK_KINDS = ("reference", "invariant", "argument")
 
 
 @dataclass(frozen=True)
@@ -33,15 +40,37 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class KnownDefect:
-    """A declared, reasoned failure: the checks it covers become strict xfails."""
+    """A declared, reasoned failure: the checks it covers become strict xfails.
+
+    It covers a check when the check's name is in `checks` or its kind in `kinds` (both
+    empty: every check), and the case satisfies `when`. A check name that matches no check
+    of the suite is warned about at collection (plugin)."""
 
     reason: str  # why it fails; shown in the xfail, the results and the report
-    checks: tuple[str, ...] = ()  # check names it covers; empty: every check
-    when: Callable[[Any], bool] | None = None  # predicate on the Case; None: every case
-    when_text: str = "always"  # the predicate in words, for --ls-list and the report
+    checks: tuple[str, ...] = ()  # names of the checks it covers (test function without test_)
+    kinds: tuple[str, ...] = ()  # kinds of checks it covers (CHECK_KINDS)
+    when: Predicate | Callable[[Any], bool] | None = None  # on the Case; None: every case
 
-    def covers(self, check: str, case: Any) -> bool:
-        if self.checks and check not in self.checks:
+    def __post_init__(self) -> None:
+        bad = [k for k in self.kinds if k not in CHECK_KINDS]
+        if bad:
+            raise ValueError(f"KnownDefect kinds {bad} are not among {CHECK_KINDS}")
+        if isinstance(self.checks, str) or isinstance(self.kinds, str):
+            raise ValueError("KnownDefect checks and kinds are tuples of names, not a string")
+
+    @property
+    def when_text(self) -> str:
+        """The predicate in words (generated from it, never written beside it)."""
+        if self.when is None:
+            return "always"
+        if isinstance(self.when, Predicate):
+            return str(self.when)
+        doc = (getattr(self.when, "__doc__", None) or "").strip().splitlines()
+        return doc[0] if doc else f"where {getattr(self.when, '__qualname__', 'a custom predicate')}() holds"
+
+    def covers(self, check: str, kind: str, case: Any) -> bool:
+        scoped = bool(self.checks or self.kinds)
+        if scoped and check not in self.checks and kind not in self.kinds:
             return False
         return self.when is None or bool(self.when(case))
 
@@ -51,12 +80,12 @@ class Impl:
     """One implementation under test."""
 
     name: str  # test ids, results, report
-    build: Callable[[BuildConfig], Callable[..., Any]]  # harness: returns loss_fn(input, target)
+    build: Callable[[BuildConfig], Callable[..., Any]]  # runner: returns loss_fn(input, target)
     convention: str  # reference: the target distribution it claims (CONVENTIONS.md §1)
     form: str  # reference: "ce", "kl" or "bce" (§2)
     description: str = ""  # --ls-list and the report
     origin: str = "builtin"  # "builtin" or the --ls-impl SPEC it came from (isolated subprocess checks)
-    input: str = "logits"  # harness: "log_probs" means the harness applies log_softmax first
+    input: str = "logits"  # runner: "log_probs" means the runner applies log_softmax first
     reductions: tuple[str, ...] = ("none", "sum", "mean")  # case generation: the reduction axis
     default_ignore_index: int | None = -100  # reference: what holds when no ignore_index is passed
     pad_index_is_ignore_index: bool = False  # reference (padding_excluded): the padding column is ignore_index
@@ -71,8 +100,8 @@ class Impl:
     eps_min: float = 0.0  # case generation: smallest supported smoothing
     eps_min_inclusive: bool = True  # case generation: False when eps == eps_min is rejected
     eps_max: float = 1.0  # case generation: largest supported smoothing
-    validates_arguments: bool = False  # test_errors: rejects eps outside [0, 1] and out-of-range targets
-    mutates_input: bool = False  # harness: passes a clone of the logits instead of failing the check
+    validates_arguments: bool = False  # suites/test_argument_errors.py: rejects eps outside [0, 1] and out-of-range targets
+    mutates_input: bool = False  # runner: passes a clone of the logits instead of failing the check
     known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
 
     def __post_init__(self) -> None:
@@ -103,9 +132,9 @@ class Impl:
         if problems:
             raise ValueError(f"Impl {self.name!r}: " + "; ".join(problems))
 
-    def defect_for(self, check: str, case: Any) -> KnownDefect | None:
-        """The first declared defect covering this check and case, if any."""
-        return next((d for d in self.known_defects if d.covers(check, case)), None)
+    def defect_for(self, check: str, kind: str, case: Any) -> KnownDefect | None:
+        """The first declared defect covering this check (name and kind) and case, if any."""
+        return next((d for d in self.known_defects if d.covers(check, kind, case)), None)
 
     def supports_eps(self, eps: float) -> bool:
         low_ok = eps > self.eps_min or (self.eps_min_inclusive and eps == self.eps_min)
@@ -134,7 +163,8 @@ class Impl:
                 "eps_max": self.eps_max,
             },
             "known_defects": [
-                {"checks": list(d.checks), "when": d.when_text, "reason": d.reason}
+                {"checks": list(d.checks), "kinds": list(d.kinds), "when": d.when_text,
+                 "reason": d.reason}
                 for d in self.known_defects
             ],
         }

@@ -10,6 +10,8 @@ import pytest
 from lsuite.harness import check_against_reference
 from lsuite.records import DTYPES, REDUCTIONS
 
+pytestmark = pytest.mark.ls_kind("reference")
+
 THOROUGH = "thorough"  # the Hypothesis profile that also runs the LLM-sized vocabularies
 
 

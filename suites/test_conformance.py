@@ -11,6 +11,8 @@ import pytest
 from lsuite.harness import check_against_reference
 from lsuite.records import DTYPES, REDUCTIONS
 
+pytestmark = pytest.mark.ls_kind("reference")
+
 EPSILONS = (0.0, 1e-3, 0.1, 0.5, 1.0)
 VOCABULARIES = (2, 3, 128, 1000, 32000)
 
