@@ -9,7 +9,7 @@ Run only when asked (they skip otherwise, so `python -m pytest suites/` stays fa
 Each measurement becomes an entry of results.json's `benchmarks` (median, IQR, rounds,
 peak memory beyond the inputs and as a multiple of the logits, roofline fraction, ratio to
 the builtin, threads); `--ls-baseline OLD/results.json` fails the run on a regression
-(lsuite/regression.py). Measuring: lsuite/bench.py; generation and gating: lsuite/benchplugin.py.
+(lsuite/regression.py). Measuring: lsuite/bench.py (timing.py, memory.py); generation and gating: lsuite/benchplugin.py.
 """
 
 import time
@@ -17,7 +17,7 @@ import time
 import pytest
 
 import reference
-from lsuite import bench, catalog
+from lsuite import bench, catalog, timing
 from lsuite.cases import Case, make_inputs
 
 
@@ -53,7 +53,7 @@ def test_reference_throughput(benchmark, ls_bench_record, ls_bench_sizes, api):
     run = _reference_call(api, inputs)
     started = time.perf_counter()
     run()
-    rounds = bench.rounds_for(time.perf_counter() - started)
+    rounds = timing.rounds_for(time.perf_counter() - started)
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=0, iterations=1)
     stats = benchmark.stats.stats
     median = float(stats.median)
