@@ -1,11 +1,12 @@
 """pytest hooks and the fixture of the benchmarks (suites/test_benchmarks.py). Measuring
-lives in lsuite.bench, the regression gate in lsuite.regression; this module only wires.
+lives in lsuite.bench (with lsuite.timing and lsuite.memory), the machine's description in
+lsuite.machine, the regression gate in lsuite.regression; this module only wires.
 
 A benchmark is a test marked `@pytest.mark.ls_bench(what)` taking the fixture `point`:
 generated per implementation under test (the same `config.stash[IMPLS]` as the checks) ×
 size of the sweep × dtype × device × pass (the builtin first at every point). Each
 measures its ratio to the builtin and its roofline with the builtin and a copy interleaved
-round by round (lsuite.bench.Paired).
+round by round (lsuite.timing.Interleaved).
 
 Benchmarks run only when asked: with pytest-benchmark's `--benchmark-only`, or with
 `--ls-bench-sizes` given explicitly. Otherwise they skip with that reason, so
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import bench, catalog, regression, results
+from . import bench, catalog, machine, regression, results
 from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
 
 STATE = pytest.StashKey[bench.State]()
@@ -135,7 +136,7 @@ def pytest_sessionfinish(session, exitstatus):
     collector = config.stash.get(COLLECTOR, None)
     entries = collector.benchmarks if collector is not None else []
     if entries:
-        collector.environment["benchmark"] = dict(bench.machine_info(), sizes=sizes(config))
+        collector.environment["benchmark"] = dict(machine.machine_info(), sizes=sizes(config))
         baseline = config.stash.get(BASELINE, None)
         if baseline is not None:
             findings = regression.compare(entries, baseline.get("benchmarks") or [])
@@ -150,7 +151,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if not entries:
         return
     terminalreporter.write_sep("-", "label-smoothing benchmarks")
-    info = bench.machine_info()
+    info = machine.machine_info()
     terminalreporter.write_line(
         f"ls-bench: {info['cpu']}, {info['torch_threads']} torch threads, torch {info['torch']}"
         + "".join(f", {g['name']} ({g['memory_bytes'] / 2**30:.0f} GiB)" for g in info["gpus"]))

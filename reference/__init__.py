@@ -13,15 +13,22 @@ Layout follows nn.CrossEntropyLoss: (K,) with a 0-d target, (N, K) with (N,), or
 any real dtype are evaluated in float64, in row chunks of bounded memory; the results do
 not depend on the chunk size or the number of threads (REFERENCE_THREADS, default 2).
 `loss_and_grad(..., grad_out=array)` writes the gradient into an array of any float dtype;
-`denominator(logits, target, spec)` turns iter_row_chunks' row sums into the reduced value.
+`denominator(logits, target, spec)` turns iter_row_chunks' row sums into the reduced value;
+`rows_last(a)` is the (rows, K) view of any of those layouts that every function works on.
 padding_excluded with pad_index=None is the same distribution as exclusive.
+
+Modules: spec (the Spec record), targets (target distributions), kernels (per-row loss and
+gradient), core (validation, layouts, denominators, the public functions), engine (how
+rows are run: threads, chunks, streaming; `engine.set_threads(n)`), bench (throughput).
 """
 
-from .core import DEFAULT_CHUNK_ELEMS, denominator, iter_row_chunks, loss, loss_and_grad
+from .core import denominator, iter_row_chunks, loss, loss_and_grad, rows_last
+from .engine import DEFAULT_CHUNK_ELEMS
 from .spec import CONVENTIONS, FORMS, REDUCTIONS, Result, Spec
 from .targets import entropy, target_distribution
 
 __all__ = [
     "CONVENTIONS", "FORMS", "REDUCTIONS", "DEFAULT_CHUNK_ELEMS", "Spec", "Result",
     "loss_and_grad", "loss", "target_distribution", "entropy", "iter_row_chunks", "denominator",
+    "rows_last",
 ]

@@ -19,7 +19,8 @@ import tracemalloc
 
 import numpy as np
 
-from . import core
+from . import engine
+from .core import iter_row_chunks, loss
 from .spec import Spec
 
 
@@ -33,12 +34,12 @@ def make_inputs(rows: int, classes: int, seed: int = 0):
 
 
 def run_value(logits, target, spec, chunk_elems):
-    return core.loss(logits, target, spec, chunk_elems=chunk_elems)
+    return loss(logits, target, spec, chunk_elems=chunk_elems)
 
 
 def run_value_and_grad(logits, target, spec, chunk_elems):
     total = 0.0
-    for _, _, row_values, grad in core.iter_row_chunks(logits, target, spec, chunk_elems=chunk_elems):
+    for _, _, row_values, grad in iter_row_chunks(logits, target, spec, chunk_elems=chunk_elems):
         total += float(row_values.sum())
         del grad
     return total
@@ -54,7 +55,7 @@ def timed(fn, repeats: int) -> list[float]:
 
 
 def peak_extra_bytes(fn) -> int:
-    core.clear_workspaces()  # count the scratch blocks too
+    engine.clear_workspaces()  # count the scratch blocks too
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
@@ -69,18 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=4096, help="rows N (default 4096)")
     parser.add_argument("--classes", type=int, default=128256, help="classes K (default 128256)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per mode (default 3)")
-    parser.add_argument("--threads", type=int, default=core.THREADS,
-                        help=f"worker threads (default {core.THREADS}: REFERENCE_THREADS or min(2, cores))")
-    parser.add_argument("--chunk-elems", type=int, default=core.DEFAULT_CHUNK_ELEMS,
-                        help=f"float64 elements per chunk (default {core.DEFAULT_CHUNK_ELEMS})")
+    parser.add_argument("--threads", type=int, default=engine.THREADS,
+                        help=f"worker threads (default {engine.THREADS}: REFERENCE_THREADS or min(2, cores))")
+    parser.add_argument("--chunk-elems", type=int, default=engine.DEFAULT_CHUNK_ELEMS,
+                        help=f"float64 elements per chunk (default {engine.DEFAULT_CHUNK_ELEMS})")
     parser.add_argument("--convention", default="inclusive", help="convention (default inclusive)")
     args = parser.parse_args(argv)
-    core.set_threads(args.threads)
+    engine.set_threads(args.threads)
     spec = Spec(convention=args.convention, form="ce", eps=0.1, reduction="mean", ignore_index=-100)
     logits, target = make_inputs(args.rows, args.classes)
     gb = logits.nbytes / 1e9
     print(f"reference.bench: {args.rows} x {args.classes} float32 logits ({gb:.3f} GB), "
-          f"{spec.convention} ce eps=0.1 mean, threads={core.THREADS}, chunk_elems={args.chunk_elems}, "
+          f"{spec.convention} ce eps=0.1 mean, threads={engine.THREADS}, chunk_elems={args.chunk_elems}, "
           f"median of {args.repeats}")
     modes = [("value (loss)", run_value), ("value+grad (iter_row_chunks)", run_value_and_grad)]
     for name, fn in modes:

@@ -1,94 +1,23 @@
-"""Layout, validation, reductions and the chunked driver behind the public functions.
+"""The loss semantics behind the public functions: what a reader checks against the spec.
 
-Every input is brought to a 2-D (rows, K) view with the classes last (PyTorch layout
-rules, nn.CrossEntropyLoss), processed in row chunks by the kernels in float64, and put
-back into the caller's layout. Work is split into row blocks of about BLOCK_ELEMS
-elements (cache-sized) that a small thread pool runs in parallel (NumPy releases the GIL
-inside ufuncs); no row's result depends on the blocking, so every chunk size and thread
-count gives bit-identical results.
+A call is validated and brought to a `Problem`: a 2-D (rows, K) view with the classes
+last (nn.CrossEntropyLoss's layout rules), the class-index or probability targets, the
+cotangent, and the reduction's denominator (CONVENTIONS.md §4, §6). The kernels
+(reference.kernels) give each row's loss and final gradient in float64; the row values
+are reduced and the gradient put back into the caller's layout. How the rows are run
+(threads, chunks, streaming, scratch memory) is reference.engine's job, which never
+changes a result.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import engine, kernels
 from .spec import BINARY, Result, Spec, as_weight, check_classes
 from .targets import Structured, check_class, structured, target_distribution
-
-# float64 elements per yielded chunk: 16 MiB, under glibc's 32 MiB cap on the mmap threshold,
-# so that freed chunks are recycled by malloc instead of being page-faulted in afresh
-DEFAULT_CHUNK_ELEMS = 2**21
-# elements per kernel call (2 MiB of float64): small enough to stay in the L3 cache, large
-# enough that NumPy's per-call overhead stays a few percent (measured on K = 128256)
-BLOCK_ELEMS = 2**18
-
-
-def default_threads() -> int:
-    """REFERENCE_THREADS if set, else min(2, cores): two threads already keep the
-    memory-light kernels busy; more gain little and cost memory (a chunk each)."""
-    env = os.environ.get("REFERENCE_THREADS")
-    return max(1, int(env)) if env else max(1, min(2, os.cpu_count() or 1))
-
-
-THREADS = default_threads()
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-_scratch: dict[int, np.ndarray] = {}  # thread id -> float64 scratch block
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="reference")
-        return _pool
-
-
-def _after_fork_in_child() -> None:
-    """A forked child has none of the parent's pool threads: start afresh on first use."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-    _scratch.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def set_threads(n: int) -> None:
-    """Use n worker threads from now on (the environment variable REFERENCE_THREADS sets the default)."""
-    global THREADS, _pool
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads={n!r} must be a positive integer")
-    with _pool_lock:
-        if _pool is not None and n != THREADS:
-            _pool.shutdown(wait=True)
-            _pool = None
-            _scratch.clear()  # the old workers' blocks
-        THREADS = n
-
-
-def clear_workspaces() -> None:
-    """Free the per-thread scratch blocks (the benchmark counts them in its peak memory)."""
-    _scratch.clear()
-
-
-def _workspace(rows: int, K: int) -> np.ndarray:
-    """A per-thread float64 scratch block of at least rows * K elements."""
-    ident = threading.get_ident()
-    buf = _scratch.get(ident)
-    if buf is None or buf.size < rows * K:
-        buf = np.empty(rows * K)
-        _scratch[ident] = buf
-    return buf[: rows * K].reshape(rows, K)
 
 
 @dataclass
@@ -128,8 +57,9 @@ class Problem:
         return self.cot[start:stop] / self.denominator
 
 
-def _rows_last(a: np.ndarray) -> np.ndarray:
-    """(K,) -> (1, K); (N, K) as is; (N, K, d...) -> (N*d..., K), classes last."""
+def rows_last(a: np.ndarray) -> np.ndarray:
+    """(K,) -> (1, K); (N, K) as is; (N, K, d...) -> (N*d..., K), classes last (a view
+    where NumPy can make one): the rows of nn.CrossEntropyLoss's layouts."""
     if a.ndim == 1:
         return a[None, :]
     if a.ndim == 2:
@@ -149,7 +79,8 @@ def _as_logits(logits) -> np.ndarray:
     return x
 
 
-def _index_target(target, x: np.ndarray, spec: Spec) -> np.ndarray:
+def _class_rows(target, x: np.ndarray, spec: Spec, K: int):
+    """Class-index targets: (R,) int64 classes and the (R,) kept mask (None: all kept)."""
     tgt = np.asarray(target)
     if tgt.dtype.kind not in "iu":
         hint = " (pass targets='probs' in the Spec for probability targets)" if tgt.dtype.kind == "f" else ""
@@ -158,7 +89,24 @@ def _index_target(target, x: np.ndarray, spec: Spec) -> np.ndarray:
     if tgt.shape != expected:
         raise ValueError(f"target has shape {tgt.shape} but logits of shape {x.shape} need a "
                          f"class-index target of shape {expected}")
-    return tgt
+    y = tgt.reshape(-1).astype(np.int64)
+    kept = None if spec.ignore_index is None else y != spec.ignore_index
+    ys = y if kept is None else y[kept]
+    bad = (ys < 0) | (ys >= K)
+    if spec.convention == "padding_excluded" and spec.pad_index is not None:
+        bad |= ys == spec.pad_index
+    if bad.any():
+        check_class(spec, K, int(ys[np.argmax(bad)]))
+    return y, kept
+
+
+def _probability_rows(target, x: np.ndarray) -> np.ndarray:
+    """Probability targets ("probs"): (R, K), rows last like the logits."""
+    t = np.asarray(target)
+    if t.shape != x.shape or t.dtype.kind not in "fiub":
+        raise ValueError(f"probability target has shape {t.shape} and dtype {t.dtype}: "
+                         f"targets='probs' needs a real array with the logits' shape {x.shape}")
+    return rows_last(t)
 
 
 def _denominator(spec: Spec, logits_shape: tuple, kept_count: int, weight_sum: float | None,
@@ -195,25 +143,11 @@ def prepare(logits, target, spec: Spec, weight=None, cotangent=None, *, two_d: b
     layout = "unbatched" if x.ndim == 1 else ("2d" if x.ndim == 2 else "nd")
     y = kept = t = None
     if spec.targets == "index":
-        tgt = _index_target(target, x, spec)
-        y = tgt.reshape(-1).astype(np.int64)
-        if spec.ignore_index is not None:
-            kept = y != spec.ignore_index
-        ys = y if kept is None else y[kept]
-        bad = (ys < 0) | (ys >= K)
-        if spec.convention == "padding_excluded" and spec.pad_index is not None:
-            bad |= ys == spec.pad_index
-        if bad.any():
-            check_class(spec, K, int(ys[np.argmax(bad)]))
-        rows_shape = tgt.shape
+        y, kept = _class_rows(target, x, spec, K)
     else:
-        t_arr = np.asarray(target)
-        if t_arr.shape != x.shape or t_arr.dtype.kind not in "fiub":
-            raise ValueError(f"probability target has shape {t_arr.shape} and dtype {t_arr.dtype}: "
-                             f"targets='probs' needs a real array with the logits' shape {x.shape}")
-        t = _rows_last(t_arr)
-        rows_shape = () if x.ndim == 1 else (x.shape[0], *x.shape[2:])
-    x2 = _rows_last(x)
+        t = _probability_rows(target, x)
+    rows_shape = () if x.ndim == 1 else (x.shape[0], *x.shape[2:])
+    x2 = rows_last(x)
     R = x2.shape[0]
     st = v = None
     vsum = 0.0
@@ -251,12 +185,8 @@ def _cotangent(cotangent, spec: Spec, out_shape: tuple, x: np.ndarray):
             raise ValueError(f"cotangent has shape {c.shape}: reduction 'none' gives shape "
                              f"{out_shape}, pass a cotangent of that shape")
     if spec.form == "bce":
-        return _rows_last(c.reshape(x.shape)) if x.ndim != 1 else c.reshape(1, -1)
+        return rows_last(c.reshape(x.shape)) if x.ndim != 1 else c.reshape(1, -1)
     return c.reshape(-1)
-
-
-def _block_rows(K: int) -> int:
-    return max(1, BLOCK_ELEMS // max(K, 1))
 
 
 def compute_rows(p: Problem, start: int, stop: int, g: np.ndarray | None,
@@ -264,7 +194,7 @@ def compute_rows(p: Problem, start: int, stop: int, g: np.ndarray | None,
     """Row losses of rows [start, stop); the final gradient into g ((stop-start, K) float64)
     when g is given. elements (bce 'none'): per-element losses, (stop-start, K)."""
     values = np.empty(stop - start)
-    step = _block_rows(p.K)
+    step = engine.block_rows(p.K)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         _blocks(p, start, stop, step, g, elements, values)
     return values
@@ -274,7 +204,7 @@ def _blocks(p: Problem, start: int, stop: int, step: int, g, elements, values) -
     for lo in range(start, stop, step):
         hi = min(lo + step, stop)
         a, b = lo - start, hi - start
-        gb = g[a:b] if g is not None else _workspace(hi - lo, p.K)
+        gb = g[a:b] if g is not None else engine.workspace(hi - lo, p.K)
         r = p.factor(lo, hi) if g is not None else None
         values[a:b] = _kernel(p, lo, hi, r, gb, None if elements is None else elements[a:b])
 
@@ -289,32 +219,6 @@ def _kernel(p: Problem, lo: int, hi: int, r, g, elements) -> np.ndarray:
     if p.t is not None:
         return kernels.categorical_probs(p, x, t, r, g, p.spec.form == "kl")
     return kernels.categorical_index(p, x, y, kept, r, g, p.spec.form == "kl")
-
-
-def chunk_bounds(rows: int, K: int, chunk_elems: int | None) -> list[tuple[int, int]]:
-    if chunk_elems is None:
-        chunk_elems = DEFAULT_CHUNK_ELEMS
-    if not isinstance(chunk_elems, int | np.integer) or chunk_elems < 1:
-        raise ValueError(f"chunk_elems={chunk_elems!r} must be a positive integer (elements per chunk)")
-    per = max(1, int(chunk_elems) // max(K, 1))
-    return [(lo, min(lo + per, rows)) for lo in range(0, rows, per)]
-
-
-def _run(jobs, fn):
-    """fn(*job) for every job, in order, on the pool when there is more than one job."""
-    if THREADS == 1 or len(jobs) < 2:
-        return [fn(*job) for job in jobs]
-    return list(_executor().map(lambda job: fn(*job), jobs))
-
-
-def _split(p: Problem, chunk_elems: int | None) -> list[tuple[int, int]]:
-    """Work units: the caller's chunks, cut further so that both threads get work."""
-    bounds = chunk_bounds(p.rows, p.K, chunk_elems)
-    per = max(1, -(-p.rows // (4 * THREADS)))  # at least a few units per thread
-    out = []
-    for lo, hi in bounds:
-        out += [(a, min(a + per, hi)) for a in range(lo, hi, per)]
-    return out
 
 
 def _reduce(p: Problem, row_values: np.ndarray, elements: np.ndarray | None):
@@ -341,6 +245,27 @@ def _to_layout(p: Problem, a2: np.ndarray, out: np.ndarray | None = None) -> np.
     return out
 
 
+def _evaluate(p: Problem, chunk_elems: int | None, rows):
+    """Every row's value, rows(lo, hi, elements[lo:hi]) computing each work unit on the
+    engine; returns (row_values, elements), elements the per-element losses of bce 'none'."""
+    elements = np.empty((p.rows, p.K)) if p.spec.form == "bce" and p.spec.reduction == "none" else None
+    row_values = np.empty(p.rows)
+
+    def work(lo, hi):
+        row_values[lo:hi] = rows(lo, hi, None if elements is None else elements[lo:hi])
+    if p.rows and p.K:
+        engine.run(engine.split(p.rows, p.K, chunk_elems), work)
+    return row_values, elements
+
+
+def _check_grad_out(grad_out, shape: tuple) -> None:
+    if not isinstance(grad_out, np.ndarray) or grad_out.shape != shape or grad_out.dtype.kind != "f":
+        raise ValueError(f"grad_out must be a floating ndarray of the logits' shape "
+                         f"{shape}, got {getattr(grad_out, 'shape', type(grad_out))}")
+    if not grad_out.flags.writeable:
+        raise ValueError("grad_out is read-only: pass a writeable array")
+
+
 def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
                   chunk_elems: int | None = None, grad_out: np.ndarray | None = None) -> Result:
     """Value and gradient of the loss `spec` in float64.
@@ -351,7 +276,7 @@ def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
     weight: (K,) class weights or None.
     cotangent: upstream gradient: an array of the 'none' output's shape (default ones),
         or a scalar for the scalar reductions (default 1.0).
-    chunk_elems: float64 elements per row chunk (default DEFAULT_CHUNK_ELEMS); the result
+    chunk_elems: float64 elements per row chunk (default engine.DEFAULT_CHUNK_ELEMS); the result
         is bit-identical for every value.
     grad_out: optional writeable floating array with the logits' shape that receives the
         gradient (cast to its dtype) instead of a new float64 array, e.g. float32 to halve
@@ -365,12 +290,7 @@ def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
     p = prepare(logits, target, spec, weight, cotangent)
     R, K = p.rows, p.K
     if grad_out is not None:
-        if not isinstance(grad_out, np.ndarray) or grad_out.shape != p.logits_shape \
-                or grad_out.dtype.kind != "f":
-            raise ValueError(f"grad_out must be a floating ndarray of the logits' shape "
-                             f"{p.logits_shape}, got {getattr(grad_out, 'shape', type(grad_out))}")
-        if not grad_out.flags.writeable:
-            raise ValueError("grad_out is read-only: pass a writeable array")
+        _check_grad_out(grad_out, p.logits_shape)
     # computed in place only in C-contiguous float64 (row sums must run along contiguous rows)
     direct = grad_out is None or (grad_out.dtype == np.float64 and grad_out.flags.c_contiguous)
     if p.layout == "nd":
@@ -379,19 +299,15 @@ def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
     else:
         grad = np.empty(p.logits_shape) if grad_out is None else grad_out
         g2 = grad if p.layout == "2d" else grad[None, :]  # a view either way
-    elements = np.empty((R, K)) if spec.form == "bce" and spec.reduction == "none" else None
-    row_values = np.empty(R)
 
-    def work(lo, hi):
-        el = None if elements is None else elements[lo:hi]
+    def rows(lo, hi, el):
         if direct or p.layout == "nd":  # nd: g2 is our own contiguous float64
-            row_values[lo:hi] = compute_rows(p, lo, hi, g2[lo:hi], el)
-        else:  # grad_out of another dtype: compute in float64 scratch, then cast
-            ws = _workspace(hi - lo, K)
-            row_values[lo:hi] = compute_rows(p, lo, hi, ws, el)
-            g2[lo:hi] = ws
-    if R and K:
-        _run(_split(p, chunk_elems), work)
+            return compute_rows(p, lo, hi, g2[lo:hi], el)
+        ws = engine.workspace(hi - lo, K)  # grad_out of another dtype: float64 scratch, then cast
+        values = compute_rows(p, lo, hi, ws, el)
+        g2[lo:hi] = ws
+        return values
+    row_values, elements = _evaluate(p, chunk_elems, rows)
     if p.layout == "nd":
         grad = _to_layout(p, g2, grad_out)
     if p.denominator == 0 and spec.reduction != "none":
@@ -402,15 +318,7 @@ def loss_and_grad(logits, target, spec: Spec, *, weight=None, cotangent=None,
 def loss(logits, target, spec: Spec, *, weight=None, chunk_elems: int | None = None):
     """The value of loss_and_grad alone (no gradient, extra memory of a few row blocks)."""
     p = prepare(logits, target, spec, weight, None)
-    R, K = p.rows, p.K
-    elements = np.empty((R, K)) if spec.form == "bce" and spec.reduction == "none" else None
-    row_values = np.empty(R)
-
-    def work(lo, hi):
-        el = None if elements is None else elements[lo:hi]
-        row_values[lo:hi] = compute_rows(p, lo, hi, None, el)
-    if R and K:
-        _run(_split(p, chunk_elems), work)
+    row_values, elements = _evaluate(p, chunk_elems, lambda lo, hi, el: compute_rows(p, lo, hi, None, el))
     return _reduce(p, row_values, elements)
 
 
@@ -431,45 +339,8 @@ def iter_row_chunks(logits2d, target1d, spec: Spec, *, weight=None, cotangent=No
     cotangent and the reduction's denominator applied), so that for a scalar reduction
     value = sum(all row_values) / denominator(logits2d, target1d, spec) and the gradient is the concatenation.
     Each chunk is a fresh array that the caller may keep; about chunk_elems elements
-    (default DEFAULT_CHUNK_ELEMS) per chunk; up to THREADS + 1 chunks are computed ahead.
+    (default engine.DEFAULT_CHUNK_ELEMS) per chunk; up to engine.THREADS + 1 chunks are computed ahead.
     """
     p = prepare(logits2d, target1d, spec, weight, cotangent, two_d=True)
-    bounds = chunk_bounds(p.rows, p.K, chunk_elems)
-    return _generate(p, bounds)
-
-
-def _one_chunk(p: Problem, lo: int, hi: int):
-    g = np.empty((hi - lo, p.K))
-    return lo, hi, compute_rows(p, lo, hi, g), g
-
-
-def _generate(p: Problem, bounds):
-    """Chunks in order; up to THREADS + 1 computed ahead on the pool (bounded memory)."""
-    if THREADS == 1 or len(bounds) < 2:
-        for lo, hi in bounds:
-            yield _one_chunk(p, lo, hi)
-        return
-    if len(bounds) < 2 * THREADS:  # few big chunks: split each one across the threads
-        for lo, hi in bounds:
-            g = np.empty((hi - lo, p.K))
-            values = np.empty(hi - lo)
-            per = max(1, -(-(hi - lo) // THREADS))
-
-            def work(a, b, lo=lo, g=g, values=values):
-                values[a - lo:b - lo] = compute_rows(p, a, b, g[a - lo:b - lo])
-            _run([(a, min(a + per, hi)) for a in range(lo, hi, per)], work)
-            yield lo, hi, values, g
-        return
-    pool = _executor()
-    pending = deque()
-    todo = iter(bounds)
-    for lo, hi in todo:
-        pending.append(pool.submit(_one_chunk, p, lo, hi))
-        if len(pending) > THREADS:
-            break
-    while pending:
-        result = pending.popleft().result()
-        nxt = next(todo, None)
-        if nxt is not None:
-            pending.append(pool.submit(_one_chunk, p, *nxt))
-        yield result
+    bounds = engine.chunk_bounds(p.rows, p.K, chunk_elems)
+    return engine.stream(lambda lo, hi, g: compute_rows(p, lo, hi, g), p.K, bounds)

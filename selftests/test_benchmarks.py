@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lsuite import bench, regression
+from lsuite import bench, memory, regression, timing
 
 ROOT = Path(__file__).resolve().parents[1]
 N, K = 256, 1000
@@ -20,12 +20,12 @@ def test_memory_tracker_sees_an_n_by_k_temporary():
     def allocates():
         return torch.ones(N, K).sum()
 
-    assert bench.peak_bytes(allocates) >= NK_BYTES
+    assert memory.peak_bytes(allocates) >= NK_BYTES
 
 
 def test_memory_tracker_reports_nothing_for_a_no_op():
     logits = torch.randn(N, K)  # allocated before: an input, not the call's memory
-    assert bench.peak_bytes(lambda: logits) < 1024
+    assert memory.peak_bytes(lambda: logits) < 1024
 
 
 def test_memory_tracker_sees_frees():
@@ -36,7 +36,7 @@ def test_memory_tracker_sees_frees():
         b = torch.ones(N, K)
         del b
 
-    assert NK_BYTES <= bench.peak_bytes(sequential) < 1.5 * NK_BYTES
+    assert NK_BYTES <= memory.peak_bytes(sequential) < 1.5 * NK_BYTES
 
 
 def test_recipe_with_a_one_hot_peaks_above_the_builtin():
@@ -47,7 +47,7 @@ def test_recipe_with_a_one_hot_peaks_above_the_builtin():
     for name in ("seed000_ce", "seed001_kldiv"):
         point = bench.Point(by_name()[name], "cpu", "float32", "forward_backward", N, K)
         work = bench.workload(point.impl, point)
-        peaks[name] = bench.peak_bytes(work.run) / point.logits_bytes
+        peaks[name] = memory.peak_bytes(work.run) / point.logits_bytes
     assert peaks["seed001_kldiv"] >= peaks["seed000_ce"] + 1.0, peaks
 
 
@@ -55,6 +55,19 @@ def test_roofline_fraction_is_the_copy_time_over_the_pass_time():
     assert bench.roofline_fraction("forward_backward", seconds=2.0, copy_s=1.0) == pytest.approx(0.5)
     assert bench.roofline_fraction("forward", seconds=1.0, copy_s=1.0) == pytest.approx(0.5)
     assert bench.roofline_fraction("forward", seconds=0.0, copy_s=1.0) is None
+
+
+def test_interleaved_times_every_companion_before_each_round():
+    """ABAB: one call of each companion, in order, then the timed call's own setup."""
+    calls = []
+    paired = timing.Interleaved(lambda: calls.append("setup"), "cpu",
+                                {"copy": (lambda: calls.append("copy"), lambda: None),
+                                 "builtin": (lambda x: calls.append(x), lambda: (("builtin",), {}))})
+    for _ in range(3):
+        assert paired.setup() is None
+    assert calls == ["copy", "builtin", "setup"] * 3
+    assert {name: len(s) for name, s in paired.seconds.items()} == {"copy": 3, "builtin": 3}
+    assert timing.paired_ratio([2.0, 6.0, 3.0], [1.0, 2.0, 0.0]) == pytest.approx(2.5)
 
 
 def _entry(impl="seed001_kldiv", ratio=3.0, peak=6.0, **changes):
@@ -88,7 +101,7 @@ def test_regression_flags_new_n_by_k_temporaries():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the event timer needs one")
 def test_cuda_event_timer_records_one_time_per_call():
     x = torch.randn(1024, 1024, device="cuda")
-    timer = bench.CudaEventTimer(lambda: x @ x)
+    timer = timing.CudaEventTimer(lambda: x @ x)
     for _ in range(3):
         timer()
     assert len(timer.seconds) == 3 and all(s > 0 for s in timer.seconds)
@@ -114,7 +127,7 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     assert entries["seed000_ce"]["ratio_to_builtin"] == 1.0
     slow = entries["seed001_kldiv"]
     assert slow["peak_over_logits"] > entries["seed000_ce"]["peak_over_logits"]
-    assert slow["rounds"] >= bench.MIN_ROUNDS and slow["roofline_fraction"] > 0
+    assert slow["rounds"] >= timing.MIN_ROUNDS and slow["roofline_fraction"] > 0
     assert payload["environment"]["benchmark"]["torch_threads"] >= 1
 
     slow["ratio_to_builtin"] /= 10  # a baseline in which seed001 was 10x faster: a sure regression

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from reference import bench, core
+from reference import bench, engine
 
 
 def test_bench_prints_throughput_and_peak_memory_for_both_modes(capsys):
-    threads = core.THREADS
+    threads = engine.THREADS
     try:
         assert bench.main(["--rows", "6", "--classes", "50", "--repeats", "1", "--threads", "1"]) == 0
     finally:
-        core.set_threads(threads)
+        engine.set_threads(threads)
     out = capsys.readouterr().out
     assert "6 x 50 float32 logits" in out and "threads=1" in out
     for mode in ("value (loss)", "value+grad (iter_row_chunks)"):

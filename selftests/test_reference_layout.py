@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import reference
-from reference import Spec, core
+from reference import Spec, engine
 
 # Same arithmetic on re-arranged data: only summation order may differ (N-D vs 2-D sums).
 LAYOUT_RTOL = 1e-13
@@ -101,14 +101,14 @@ def test_every_chunk_size_and_thread_count_gives_identical_results(convention, f
     base = reference.loss_and_grad(x, y, s, weight=w)
     try:
         for threads in (1, 2):
-            core.set_threads(threads)
+            engine.set_threads(threads)
             for chunk in (1, 11, 12, 50, 33 * 11, 10**9):
                 got = reference.loss_and_grad(x, y, s, weight=w, chunk_elems=chunk)
                 assert got.value == base.value, (threads, chunk)
                 np.testing.assert_array_equal(got.grad, base.grad)
                 assert reference.loss(x, y, s, weight=w, chunk_elems=chunk) == base.value
     finally:
-        core.set_threads(core.default_threads())
+        engine.set_threads(engine.default_threads())
 
 
 def test_iter_row_chunks_concatenates_to_loss_and_grad():

@@ -9,7 +9,7 @@ Run only when asked (they skip otherwise, so `python -m pytest suites/` stays fa
 Each measurement becomes an entry of results.json's `benchmarks` (median, IQR, rounds,
 peak memory beyond the inputs and as a multiple of the logits, roofline fraction, ratio to
 the builtin, threads); `--ls-baseline OLD/results.json` fails the run on a regression
-(lsuite/regression.py). Measuring: lsuite/bench.py; generation and gating: lsuite/benchplugin.py.
+(lsuite/regression.py). Measuring: lsuite/bench.py (timing.py, memory.py); generation and gating: lsuite/benchplugin.py.
 """
 
 import time
@@ -17,7 +17,7 @@ import time
 import pytest
 
 import reference
-from lsuite import bench, catalog
+from lsuite import bench, catalog, timing
 from lsuite.cases import Case, make_inputs
 
 
@@ -53,14 +53,14 @@ def test_reference_throughput(benchmark, ls_bench_record, ls_bench_sizes, api):
     run = _reference_call(api, inputs)
     started = time.perf_counter()
     run()
-    rounds = bench.rounds_for(time.perf_counter() - started)
+    rounds = timing.rounds_for(time.perf_counter() - started)
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=0, iterations=1)
     stats = benchmark.stats.stats
     median = float(stats.median)
     entry = {
         "kind": "reference", "impl": f"reference.{api}", "device": "cpu", "dtype": "float32",
         "pass": "forward_backward", "n": n, "k": k, "median_s": median, "iqr_s": float(stats.iqr),
-        "rounds": int(stats.rounds), "threads": getattr(reference.core, "THREADS", None),
+        "rounds": int(stats.rounds), "threads": reference.engine.THREADS,
         "rows_per_s": n / median, "elements_per_s": n * k / median,
         "logits_gb_per_s": n * k * 4 / median / 1e9,
         "peak_bytes": None, "peak_over_logits": None, "roofline_fraction": None,
