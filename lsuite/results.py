@@ -7,14 +7,14 @@ user_properties) are replayed there, so a parallel run records the same checks.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from reports.files import write_atomic
 
 SCHEMA = 1
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
@@ -111,12 +111,8 @@ class Collector:
 
 
 def write_json(payload: dict, path: Path) -> None:
-    """Atomic: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=1, allow_nan=True, default=str)
-    os.replace(tmp, path)
+    """Atomic (reports.files.write_atomic): a reader never sees half a file."""
+    write_atomic(path, json.dumps(payload, indent=1, allow_nan=True, default=str))
 
 
 def _cpu_model() -> str:

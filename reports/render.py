@@ -1,8 +1,8 @@
 """Render a results dict into one self-contained report.html (inline CSS and SVG, no URL).
 
 Jinja2 autoescapes every value; the only markup inserted unescaped is SVG written by
-matplotlib (charts.py). The file is written to a temporary name in the target directory
-and moved into place, so a reader never sees half a page.
+matplotlib (charts.py). The file is written atomically by reports.files.write_atomic, so
+a reader never sees half a page.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import analysis, charts, compare, conventions
+from .files import write_atomic
 from .load import ResultsError, validate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -182,19 +182,7 @@ def render_html(results: dict, *, baseline: dict | None = None) -> str:
 
 def write_report(results: dict, out_path: str | os.PathLike, *, baseline: dict | None = None) -> Path:
     """Render and write report.html atomically; return its path."""
-    html = render_html(results, baseline=baseline)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomic(out_path, render_html(results, baseline=baseline))
 
 
 __all__ = ["ResultsError", "render_html", "write_report"]

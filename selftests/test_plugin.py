@@ -5,6 +5,7 @@ Each run is a real `pytest suites/` in a subprocess (pytester), as a user would 
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,17 @@ def test_results_json_is_complete_and_the_same_under_xdist(pytester):
     assert {c["nodeid"]: c["outcome"] for c in serial["checks"]} == \
         {c["nodeid"]: c["outcome"] for c in parallel["checks"]}
     assert parallel["environment"]["workers"] == 2
+
+
+def test_results_and_report_are_world_readable(pytester):
+    old = os.umask(0o022)  # the usual umask; the run inherits it
+    try:
+        run_suite(pytester, "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "-k", "LabelSmoothedCE-cpu-float64-mean")
+    finally:
+        os.umask(old)
+    for name in ("results.json", "report.html"):
+        mode = (pytester.path / "out" / name).stat().st_mode
+        assert mode & 0o044 == 0o044, f"{name}: mode {mode & 0o777:o}"
 
 
 def test_interrupted_run_leaves_results_and_a_report_marked_incomplete(pytester):

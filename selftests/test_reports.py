@@ -452,6 +452,23 @@ def test_failed_render_leaves_the_previous_report_and_no_temp_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
+def test_atomic_writer_gives_a_normal_files_mode_and_cleans_up_on_failure(tmp_path):
+    from reports.files import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        out = write_atomic(tmp_path / "sub" / "a.txt", "first")
+        assert out.read_text() == "first" and out.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        write_atomic(out, "second")
+        assert out.stat().st_mode & 0o777 == 0o600, "the umask applies, as to any new file"
+    finally:
+        os.umask(old)
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(out, "half \udc80 written")  # a lone surrogate fails mid-write
+    assert out.read_text() == "second" and [p.name for p in out.parent.iterdir()] == ["a.txt"]
+
+
 def run_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reports", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
