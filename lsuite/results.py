@@ -76,6 +76,7 @@ class Collector:
         self.environment = environment
         self.checks: dict[str, dict] = {}
         self.benchmarks: list[dict] = []
+        self.benchmark_gate: dict | None = None  # set by lsuite.benchplugin when benchmarks ran
         self.started = time.time()
 
     def add(self, report) -> None:
@@ -107,7 +108,8 @@ class Collector:
         env["duration_s"] = round(finished - self.started, 3)
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
-                "checks": checks, "benchmarks": self.benchmarks}
+                "checks": checks, "benchmarks": self.benchmarks,
+                "benchmark_gate": self.benchmark_gate}
 
 
 def write_json(payload: dict, path: Path) -> None:

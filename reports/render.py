@@ -167,7 +167,6 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "bench_rows": bench_rows, "bench_chart": bench_chart,
         "regression": compare.compare(baseline, results) if baseline is not None else None,
         "drift_ratio": compare.DRIFT_RATIO, "drift_fraction": compare.DRIFT_BUDGET_FRACTION,
-        "bench_noise": compare.BENCH_NOISE,
         "nodeids_shown": analysis.NODEIDS_SHOWN,
     }
 

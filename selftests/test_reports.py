@@ -432,6 +432,63 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
     assert len(flagged) == 1 and "+150.0%" in flagged[0].text()
 
 
+def bench_entry(k, ratio, peak, impl="good_ce"):
+    return {"impl": impl, "device": "cpu", "dtype": "float32", "pass": "forward_backward", "n": 1024, "k": k,
+            "median_s": 0.01 * ratio, "ratio_to_builtin": ratio, "peak_over_logits": peak}
+
+
+def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
+    """The same pair of files, judged by the gate (lsuite.regression, as a gated run does) and
+    rendered by the report: the same benchmarks are regressions, for the same reasons."""
+    from lsuite import regression  # the test may import lsuite; reports/ never does
+
+    baseline = make_results()
+    baseline["benchmarks"] = [bench_entry(k, 1.5, 3.0) for k in (1000, 8192, 32000, 50257, 65536)]
+    current = copy.deepcopy(baseline)
+    slower, fatter, both, noise, faster = current["benchmarks"]
+    slower["ratio_to_builtin"] = 3.2  # +113%: past +90%
+    fatter["peak_over_logits"] = 5.0  # +2 logits' sizes: past +1.5
+    both.update(ratio_to_builtin=4.0, peak_over_logits=6.0)
+    noise.update(ratio_to_builtin=1.8, peak_over_logits=4.0)  # +20%, +1.0: within the thresholds
+    faster["ratio_to_builtin"] = 0.5  # a speedup is never a regression
+    findings = regression.compare(current["benchmarks"], baseline["benchmarks"])
+    current["benchmark_gate"] = regression.record(findings, "baseline/results.json")
+    paths = tmp_path / "baseline.json", tmp_path / "current.json"
+    for path, payload in zip(paths, (baseline, current), strict=True):
+        path.write_text(json.dumps(payload))
+    gate = {(f.key[-1], f.quantity) for f in regression.compare(
+        load_results(paths[1])["benchmarks"], load_results(paths[0])["benchmarks"])}
+    assert gate == {(1000, "ratio_to_builtin"), (8192, "peak_over_logits"),
+                    (32000, "ratio_to_builtin"), (32000, "peak_over_logits")}
+    out = tmp_path / "cmp.html"
+    assert run_cli("compare", *paths, "-o", out).returncode == 0
+    tree = parse(out.read_text())
+    rows = tree.find("table", id="bench-changes").find_all("tr", data_regressed="yes")
+    report = set()
+    for row in rows:
+        cells = row.find_all("td")
+        k = int(cells[5].text())
+        report |= {(k, "ratio_to_builtin")} if "slower" in cells[-1].text() else set()
+        report |= {(k, "peak_over_logits")} if "more memory" in cells[-1].text() else set()
+    assert report == gate
+    assert tree.find("li", data_kind="bench").text().startswith("4")
+    assert "recorded 4 regressions" in tree.find(id="bench-rule").text()
+
+
+def test_report_judges_benchmarks_with_the_thresholds_the_run_recorded(tmp_path):
+    baseline = make_results()
+    baseline["benchmarks"] = [bench_entry(1000, 1.0, 2.0)]
+    current = copy.deepcopy(baseline)
+    current["benchmarks"][0]["ratio_to_builtin"] = 1.5  # +50%: within the default +90%
+    _, old_file = render(tmp_path, current, baseline=baseline, name="old.html")
+    assert not old_file.find_all("tr", data_regressed="yes")
+    assert "defaults" in old_file.find(id="bench-rule").text()
+    current["benchmark_gate"] = {"ratio_threshold": 0.3, "memory_threshold": 1.5, "findings": None}
+    _, recorded = render(tmp_path, current, baseline=baseline, name="recorded.html")
+    assert len(recorded.find_all("tr", data_regressed="yes")) == 2  # the flagged table and the full one
+    assert "30%" in recorded.find(id="bench-rule").text()
+
+
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
     with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
         write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
