@@ -27,6 +27,10 @@ DEVICE_ORDER = ("cpu", "cuda")
 # is recorded (used by the regression drift rule).
 DTYPE_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920929e-07,
              "bfloat16": 0.0078125, "float16": 0.0009765625}
+# A check's kind (results.json `kind`): equivalence checks compare conventions or pairs of
+# implementations and are kept out of every implementation's verdict; any other kind
+# ("conformance", "invariant", "argument", or one this report does not know) counts.
+EQUIVALENCE = "equivalence"
 
 NODEIDS_SHOWN = 200  # per findings group: beyond this the list says "and N more"
 MESSAGE_CHARS = 20_000  # a failure message longer than this is cut (with a note)
@@ -63,10 +67,19 @@ def impl_of(check: dict) -> str:
     return text(check.get("impl")) or "(no impl recorded)"
 
 
+def kind_of(check: dict) -> str:
+    """The check's recorded kind; for files written before kinds were recorded, the
+    check-name heuristic those files were rendered with (an "equivalence…" name)."""
+    kind = check.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    return EQUIVALENCE if text(check.get("check")).startswith("equivalence") else "conformance"
+
+
 def is_equivalence(check: dict) -> bool:
     """Equivalence checks compare conventions or pairs of implementations ("a vs b"): they
     are shown in their own table and findings, never in an implementation's verdict."""
-    return text(check.get("check")).startswith("equivalence")
+    return kind_of(check) == EQUIVALENCE
 
 
 def conformance_checks(results: dict) -> list[dict]:

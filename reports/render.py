@@ -141,7 +141,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
     views = analysis.impl_views(results)
     feats, cells = analysis.matrix(results, views)
     records = [v.record for v in views if v.declared]
-    example, used_reference = conventions.worked_example(records)
+    example, example_params = conventions.worked_example(records)
     bench_rows, bench_chart = _benchmarks(results)
     cuda = env.get("cuda") if isinstance(env.get("cuda"), dict) else {}
     extra = [(k, v if isinstance(v, (str, int, float)) else json.dumps(v, default=str))
@@ -156,9 +156,9 @@ def context(results: dict, baseline: dict | None = None) -> dict:
                            for g in dict.fromkeys(f.group for f in feats)],
         "accuracy": analysis.accuracy(results), "error_chart": _error_chart(results),
         "zero_floor": charts.ZERO_FLOOR,
-        "example": example, "used_reference": used_reference,
-        "example_k": conventions.K, "example_eps": conventions.EPS,
-        "example_target": conventions.TARGET, "example_pad": conventions.PAD_INDEX,
+        "example": example,
+        "example_k": example_params["K"], "example_eps": example_params["eps"],
+        "example_target": example_params["target"], "example_pad": example_params["pad_index"],
         "coinciding": conventions.coinciding(example),
         "equivalences": analysis.equivalence_checks(results),
         "failures": analysis.findings(results, analysis.BAD),

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -102,10 +101,19 @@ BF16_FAILURE = f"value mismatch at row 3: out=0.51, but should be 0.5 (budget 1e
 DEFECT = "known defect: the target is built in float32, so float64 logits get rounded smoothing mass"
 
 
+# what the run records as each implementation's worked example (K=5, eps=0.1, class 1)
+EXAMPLE_Q = {"inclusive": [0.02, 0.92, 0.02, 0.02, 0.02], "exclusive": [0.025, 0.9, 0.025, 0.025, 0.025]}
+
+
+def example_target(q, error=None):
+    return {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0, "q": q, "error": error}
+
+
 def impl_record(name, convention="inclusive", form="ce", **supports):
     return {"name": name, "description": f"{name} under test", "origin": "builtin", "convention": convention,
             "form": form, "input": "logits", "pad_index": None, "reductions": ["none", "sum", "mean"],
-            "supports": {**SUPPORTS_ALL, **supports}, "known_defects": []}
+            "supports": {**SUPPORTS_ALL, **supports}, "known_defects": [],
+            "example_target": example_target(EXAMPLE_Q.get(convention))}
 
 
 def check(impl, outcome, *, name="value_and_gradient", tag="", message="", metrics=None, **params):
@@ -275,33 +283,39 @@ def test_conventions_show_the_worked_example_distributions(page):
     assert "gradients coincide" in coinciding
 
 
-class FakeReference(types.ModuleType):
-    """A stand-in `reference` with the agreed API; exclusive raises, to test the fallback."""
-
-    def __init__(self):
-        super().__init__("reference")
-        self.calls = []
-
-    def Spec(self, convention, form, eps, reduction, ignore_index=None, pad_index=None, targets="index"):  # noqa: N802
-        return {"convention": convention, "form": form, "eps": eps, "pad_index": pad_index}
-
-    def target_distribution(self, spec, num_classes, target_class):
-        self.calls.append((spec, num_classes, target_class))
-        if spec["convention"] == "exclusive":
-            raise NotImplementedError("exclusive not written yet")
-        return [0.0] * (num_classes - 1) + [1.0]  # deliberately unlike the local table
-
-
-def test_conventions_use_reference_when_it_imports_and_fall_back_per_row(tmp_path, monkeypatch):
-    fake = FakeReference()
-    monkeypatch.setitem(sys.modules, "reference", fake)
-    _, tree = render(tmp_path, make_results())
+def test_conventions_show_only_what_was_recorded(tmp_path):
+    """q is read from the file, never recomputed: a recorded q is shown as recorded (even
+    one unlike any convention), a null q with the run's reason, an old record as not recorded."""
+    results = make_results()
+    good, bad, kl = results["environment"]["impls"]
+    good["example_target"]["q"] = [0.0, 1.0, 0.0, 0.0, 0.0]
+    bad["example_target"] = example_target(None, "ValueError: exclusive not written yet")
+    del kl["example_target"]
+    _, tree = render(tmp_path, results)
     table = tree.find("table", id="conventions-table")
-    good, bad = (table.find("tr", data_impl=impl).find_all("td") for impl in ("good_ce", "bad_kernel"))
-    assert [float(td.text()) for td in good[2:7]] == [0, 0, 0, 0, 1] and "reference" in good[-1].text()
-    assert [float(td.text()) for td in bad[2:7]] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
-    assert "local table" in bad[-1].text() and "exclusive not written yet" in bad[-1].find("span").attrs["title"]
-    assert all(call[1:] == (5, 1) and call[0]["eps"] == 0.1 for call in fake.calls)
+    rows = {impl: table.find("tr", data_impl=impl).find_all("td") for impl in ("good_ce", "bad_kernel", "kl_known")}
+    assert [float(td.text()) for td in rows["good_ce"][2:7]] == [0, 1, 0, 0, 0] and rows["good_ce"][-1].text() == "recorded"
+    for impl, why in (("bad_kernel", "exclusive not written yet"), ("kl_known", "before the worked example")):
+        assert "not recorded" in rows[impl][2].text() and why in rows[impl][-1].text(), impl
+    assert not tree.find_all("ul", id="coinciding")
+
+
+def test_check_kind_decides_what_counts_in_a_verdict(tmp_path):
+    """The recorded kind decides, whatever the name; the name heuristic only when no kind
+    is recorded; a kind the report does not know counts like conformance."""
+    results = make_results()
+    results["checks"] += [
+        dict(check("good_ce vs kl_known", "failed", name="same_targets", tag="-a", message="pair"), kind="equivalence"),
+        dict(check("good_ce", "failed", name="equivalence_looking_name", tag="-b", message="own"), kind="conformance"),
+        dict(check("kl_known", "failed", name="shift", tag="-c", message="new kind"), kind="some_future_kind"),
+    ]
+    _, tree = render(tmp_path, results)
+    verdicts = {tr.attrs["data-impl"]: tr.attrs["data-verdict"]
+                for tr in tree.find("table", id="verdict-table").find_all("tr") if "data-impl" in tr.attrs}
+    assert "good_ce vs kl_known" not in verdicts
+    assert verdicts["good_ce"] == verdicts["kl_known"] == "does not conform"
+    listed = tree.find("table", id="equivalence-checks").text()
+    assert "same_targets" in listed and "equivalence_looking_name" not in listed
 
 
 def test_equivalence_checks_are_listed_apart_from_verdicts(tmp_path, page):
@@ -548,10 +562,11 @@ def test_cli_compare_writes_a_report_with_the_regression_section(tmp_path):
     assert parse(out.read_text()).find("section", id="regression")
 
 
-def test_rendering_never_imports_torch(tmp_path):
+def test_rendering_never_imports_torch_lsuite_or_reference(tmp_path):
     code = ("import sys, reports; r = reports.load_results(sys.argv[1]); "
             "reports.write_report(r, sys.argv[2], baseline=r); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+            "bad = [m for m in ('torch', 'lsuite', 'reference') if m in sys.modules]; "
+            "assert not bad, f'{bad} imported'")
     proc = subprocess.run([sys.executable, "-c", code, str(DATA / "current_small.json"), str(tmp_path / "r.html")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
