@@ -23,10 +23,11 @@ REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 DEVICE_ORDER = ("cpu", "cuda")
 
-# Unit roundoff per dtype: the floor below which an error is rounding noise when no budget
-# is recorded (used by the regression drift rule).
-DTYPE_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920929e-07,
-             "bfloat16": 0.0078125, "float16": 0.0009765625}
+# Unit roundoff u = 2**-p per dtype (p: significand bits, the implicit one included), half
+# the machine epsilon: the floor below which an error is rounding noise when no budget is
+# recorded (used by the regression drift rule).
+UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "bfloat16": 2.0 ** -8,
+                 "float16": 2.0 ** -11}
 # A check's kind (results.json `kind`): equivalence checks compare conventions or pairs of
 # implementations and are kept out of every implementation's verdict; any other kind
 # ("conformance", "invariant", "argument", or one this report does not know) counts.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from . import benchdiff
 from .analysis import (
     BAD,
-    DTYPE_EPS,
     MEASURED,
+    UNIT_ROUNDOFF,
     impl_of,
     metrics_of,
     num,
@@ -90,7 +90,7 @@ def _drift(nodeid: str, old: dict, new: dict) -> list[Drift]:
         budget = num(metrics_of(new).get(budget_key))
         if after is None or before is None or math.isnan(after):
             continue
-        floor = budget * DRIFT_BUDGET_FRACTION if budget else DTYPE_EPS.get(dtype, 0.0)
+        floor = budget * DRIFT_BUDGET_FRACTION if budget else UNIT_ROUNDOFF.get(dtype, 0.0)
         factor = math.inf if before == 0 else after / before
         if after > floor and factor > DRIFT_RATIO:
             out.append(Drift(nodeid, impl_of(new), dtype, quantity, before, after, budget, factor))

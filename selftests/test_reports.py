@@ -446,6 +446,19 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
     assert len(flagged) == 1 and "+150.0%" in flagged[0].text()
 
 
+def test_drift_without_a_budget_is_judged_against_the_unit_roundoff(tmp_path):
+    """float32's unit roundoff is 2**-24 (5.96e-8), half its machine epsilon: 5x growth to
+    5e-8 is rounding noise, to 1e-7 it is drift."""
+    baseline = make_results()
+    target = next(c for c in baseline["checks"] if c["impl"] == "good_ce" and c["params"]["K"] == 2)
+    target["metrics"].update(value_max_abs_err=1e-8, value_budget=None, grad_max_abs_err=None)
+    for after, flagged in ((5e-8, False), (1e-7, True)):
+        current = copy.deepcopy(baseline)
+        next(c for c in current["checks"] if c["nodeid"] == target["nodeid"])["metrics"]["value_max_abs_err"] = after
+        _, tree = render(tmp_path, current, baseline=baseline, name=f"drift{after}.html")
+        assert bool(tree.find("section", id="regression").find_all("table", id="drift")) is flagged, after
+
+
 def bench_entry(k, ratio, peak, impl="good_ce"):
     return {"impl": impl, "device": "cpu", "dtype": "float32", "pass": "forward_backward", "n": 1024, "k": k,
             "median_s": 0.01 * ratio, "ratio_to_builtin": ratio, "peak_over_logits": peak}
