@@ -516,6 +516,26 @@ def test_report_judges_benchmarks_with_the_thresholds_the_run_recorded(tmp_path)
     assert "30%" in recorded.find(id="bench-rule").text()
 
 
+@pytest.mark.parametrize("change, words", [
+    ({"complete": "yes"}, '"complete" must be a JSON boolean, got string'),
+    ({"environment": []}, '"environment" must be a JSON object, got array'),
+    ({"benchmark_gate": [1]}, '"benchmark_gate" must be a JSON object, got array'),
+    ({"benchmarks": [3]}, "benchmarks[0] must be a JSON object, got number"),
+])
+def test_wrongly_typed_core_fields_are_one_line_errors(change, words):
+    with pytest.raises(ResultsError) as info:
+        reports.validate({**make_results(), **change}, source="r.json")
+    assert str(info.value).startswith(f"r.json: {words}") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [("outcome", 3), ("impl", ["a"]), ("kind", {"k": 1}), ("nodeid", 1.5)])
+def test_wrongly_typed_check_fields_are_one_line_errors(field, value):
+    results = make_results()
+    results["checks"][2][field] = value
+    with pytest.raises(ResultsError, match=rf"^results: checks\[2\]\.{field} must be a JSON string, got "):
+        reports.validate(results)
+
+
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
     with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
         write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
