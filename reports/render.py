@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import analysis, charts, compare, conventions
+from . import accuracy, analysis, charts, compare, conventions, findings
 from .files import write_atomic
 from .load import ResultsError, validate
 
@@ -93,15 +93,15 @@ def _environment():
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
                        seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
-                       params=analysis.params_summary, measured=analysis.measured,
+                       params=findings.params_summary, measured=findings.measured,
                        first_line=lambda s: analysis.first_line(s, 160))
     return env
 
 
 def _error_chart(results: dict) -> Markup | None:
-    panels = [("value", "max abs error of the loss", analysis.error_vs_k(results, "value_max_abs_err"), True),
+    panels = [("value", "max abs error of the loss", accuracy.error_vs_k(results, "value_max_abs_err"), True),
               ("gradient", "max abs error of the gradient",
-               analysis.error_vs_k(results, "grad_max_abs_err"), True)]
+               accuracy.error_vs_k(results, "grad_max_abs_err"), True)]
     if not any(series for _, _, series, _ in panels) or not charts.available():
         return None
     return Markup(charts.loglog(panels, xlabel="vocabulary size K", salt="accuracy"))
@@ -154,20 +154,20 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "views": views, "features": feats, "cells": cells,
         "feature_groups": [(g, [f for f in feats if f.group == g])
                            for g in dict.fromkeys(f.group for f in feats)],
-        "accuracy": analysis.accuracy(results), "error_chart": _error_chart(results),
+        "accuracy": accuracy.accuracy(results), "error_chart": _error_chart(results),
         "zero_floor": charts.ZERO_FLOOR,
         "example": example,
         "example_k": example_params["K"], "example_eps": example_params["eps"],
         "example_target": example_params["target"], "example_pad": example_params["pad_index"],
         "coinciding": conventions.coinciding(example),
-        "equivalences": analysis.equivalence_checks(results),
-        "failures": analysis.findings(results, analysis.BAD),
-        "known": analysis.findings(results, frozenset({"xfailed"})),
-        "skips": analysis.skip_reasons(results),
+        "equivalences": findings.equivalence_checks(results),
+        "failures": findings.findings(results, analysis.BAD),
+        "known": findings.findings(results, frozenset({"xfailed"})),
+        "skips": findings.skip_reasons(results),
         "bench_rows": bench_rows, "bench_chart": bench_chart,
         "regression": compare.compare(baseline, results) if baseline is not None else None,
         "drift_ratio": compare.DRIFT_RATIO, "drift_fraction": compare.DRIFT_BUDGET_FRACTION,
-        "nodeids_shown": analysis.NODEIDS_SHOWN,
+        "nodeids_shown": findings.NODEIDS_SHOWN,
     }
 
 
