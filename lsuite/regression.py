@@ -50,13 +50,14 @@ def record(findings: list[Finding] | None, baseline: str | None) -> dict:
 
 def main(argv: list[str]) -> int:
     import statistics
+    import sys
 
     import reports
 
     try:
         runs = [reports.load_results(path).get("benchmarks") or [] for path in argv]
     except reports.ResultsError as exc:
-        print(f"python -m lsuite.regression: error: {exc}")
+        print(f"python -m lsuite.regression: error: {exc}", file=sys.stderr)
         return 2
     spreads = spread(runs)
     if not spreads:
