@@ -131,18 +131,22 @@ def ls_bench_sizes(request) -> str:
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """Before the results are written (lsuite.plugin's sink): machine info into the
-    environment, and the regression gate against --ls-baseline."""
+    environment, and the regression gate against --ls-baseline, whose thresholds and
+    findings go into results.json's benchmark_gate."""
     config = session.config
     collector = config.stash.get(COLLECTOR, None)
     entries = collector.benchmarks if collector is not None else []
     if entries:
         collector.environment["benchmark"] = dict(machine.machine_info(), sizes=sizes(config))
         baseline = config.stash.get(BASELINE, None)
+        findings = None
         if baseline is not None:
             findings = regression.compare(entries, baseline.get("benchmarks") or [])
             config.stash[FINDINGS] = findings
             if findings and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        collector.benchmark_gate = regression.record(
+            findings, config.getoption("ls_baseline") if baseline is not None else None)
     return (yield)
 
 

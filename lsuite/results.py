@@ -7,19 +7,24 @@ user_properties) are replayed there, so a parallel run records the same checks.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from reports.files import write_atomic
 
 SCHEMA = 1
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
 BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
+DEFAULT_KIND = "conformance"  # a check whose PROPERTY dict names no "kind"
+# The conventions worked example (CONVENTIONS.md §1) recorded per implementation: the
+# target distribution for K classes, smoothing eps, class-index target TARGET, with
+# column PAD_INDEX as the padding column of a padding_excluded implementation.
+EXAMPLE = {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0}
 METRIC_KEYS = ("value_max_abs_err", "value_max_rel_err", "grad_max_abs_err", "grad_max_rel_err",
                "value_budget", "grad_budget", "baseline_value_abs_err", "baseline_grad_abs_err")
 
@@ -77,6 +82,7 @@ class Collector:
         self.environment = environment
         self.checks: dict[str, dict] = {}
         self.benchmarks: list[dict] = []
+        self.benchmark_gate: dict | None = None  # set by lsuite.benchplugin when benchmarks ran
         self.started = time.time()
 
     def add(self, report) -> None:
@@ -87,7 +93,8 @@ class Collector:
             return
         outcome = outcome_of(report, declared=bool(info.get("known_defect")))
         entry = self.checks.setdefault(report.nodeid, {
-            "impl": info["impl"], "check": info["check"], "nodeid": report.nodeid,
+            "impl": info["impl"], "check": info["check"], "kind": str(info.get("kind") or DEFAULT_KIND),
+            "nodeid": report.nodeid,
             "outcome": None, "params": info["params"],
             "metrics": dict.fromkeys(METRIC_KEYS), "message": "", "repro": info.get("repro"),
             "duration_s": 0.0,
@@ -108,16 +115,34 @@ class Collector:
         env["duration_s"] = round(finished - self.started, 3)
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
-                "checks": checks, "benchmarks": self.benchmarks}
+                "checks": checks, "benchmarks": self.benchmarks,
+                "benchmark_gate": self.benchmark_gate}
 
 
 def write_json(payload: dict, path: Path) -> None:
-    """Atomic: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=1, allow_nan=True, default=str)
-    os.replace(tmp, path)
+    """Atomic (reports.files.write_atomic): a reader never sees half a file."""
+    write_atomic(path, json.dumps(payload, indent=1, allow_nan=True, default=str))
+
+
+def example_target(impl) -> dict:
+    """The implementation's target distribution on the worked example (EXAMPLE), from
+    the reference; q is null with the reason when the reference cannot give it."""
+    out = dict(EXAMPLE, q=None, error=None)
+    try:
+        import numpy
+
+        import reference
+
+        pad = EXAMPLE["pad_index"] if impl.convention == "padding_excluded" else None
+        spec = reference.Spec(impl.convention, impl.form, EXAMPLE["eps"], "sum", pad_index=pad)
+        q = numpy.asarray(reference.target_distribution(spec, EXAMPLE["K"], EXAMPLE["target"]),
+                          dtype=numpy.float64).reshape(-1)
+        if q.shape != (EXAMPLE["K"],) or not numpy.all(numpy.isfinite(q)):
+            raise ValueError(f"reference returned {q!r}")
+        out["q"] = [float(v) for v in q]
+    except Exception as exc:  # recorded, never fatal: the report says why the row is empty
+        out["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return out
 
 
 def _cpu_model() -> str:
@@ -155,5 +180,5 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
         "hypothesis_profile": config.getoption("hypothesis_profile", None) or "default",
         "hypothesis_seed": config.getoption("hypothesis_seed", None),  # set by lsuite.hypoplugin
         "workers": getattr(config.option, "numprocesses", None) or 1,
-        "impls": [impl.describe() for impl in impls],
+        "impls": [impl.describe() | {"example_target": example_target(impl)} for impl in impls],
     }

@@ -5,10 +5,20 @@
     write_report(results, "report.html", baseline=load_results("old/results.json"))
 
 Also a command line: `python -m reports build|compare ...` (see reports/__main__.py).
-Never imports torch: a report can be rendered on any machine from a saved results file.
+Never imports torch nor lsuite: a report can be rendered on any machine from a saved
+results file. `reports.files` (the atomic writer) and `reports.benchdiff` (matching and
+judging benchmarks of two runs) are standard-library only and also serve the suite; the
+renderer (Jinja2, matplotlib) is imported only when first used, so they never need it.
 """
 
 from .load import SCHEMA, ResultsError, load_results, validate
-from .render import render_html, write_report
 
 __all__ = ["SCHEMA", "ResultsError", "load_results", "render_html", "validate", "write_report"]
+
+
+def __getattr__(name: str):
+    if name in ("render_html", "write_report"):
+        from . import render
+
+        return getattr(render, name)
+    raise AttributeError(f"module 'reports' has no attribute {name!r}")

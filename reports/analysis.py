@@ -1,5 +1,6 @@
-"""Turn a validated results dict into what the report shows: verdicts, the conformance
-matrix, accuracy tables, findings and the conventions worked example.
+"""Turn a validated results dict into what the report shows: the helpers every table
+uses, verdicts and the conformance matrix (accuracy.py: the accuracy table; findings.py:
+findings, skips and the equivalence checks; conventions.py: the worked example).
 
 Everything here is plain data (dicts, lists, dataclasses) so templates only lay it out
 and tests can check numbers without parsing HTML. Every optional field of schema 1 may
@@ -23,13 +24,16 @@ REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 DEVICE_ORDER = ("cpu", "cuda")
 
-# Unit roundoff per dtype: the floor below which an error is rounding noise when no budget
-# is recorded (used by the regression drift rule).
-DTYPE_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920929e-07,
-             "bfloat16": 0.0078125, "float16": 0.0009765625}
+# Unit roundoff u = 2**-p per dtype (p: significand bits, the implicit one included), half
+# the machine epsilon: the floor below which an error is rounding noise when no budget is
+# recorded (used by the regression drift rule).
+UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "bfloat16": 2.0 ** -8,
+                 "float16": 2.0 ** -11}
+# A check's kind (results.json `kind`): equivalence checks compare conventions or pairs of
+# implementations and are kept out of every implementation's verdict; any other kind
+# ("conformance", "invariant", "argument", or one this report does not know) counts.
+EQUIVALENCE = "equivalence"
 
-NODEIDS_SHOWN = 200  # per findings group: beyond this the list says "and N more"
-MESSAGE_CHARS = 20_000  # a failure message longer than this is cut (with a note)
 
 
 def num(value) -> float | None:
@@ -63,10 +67,19 @@ def impl_of(check: dict) -> str:
     return text(check.get("impl")) or "(no impl recorded)"
 
 
+def kind_of(check: dict) -> str:
+    """The check's recorded kind; for files written before kinds were recorded, the
+    check-name heuristic those files were rendered with (an "equivalence…" name)."""
+    kind = check.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    return EQUIVALENCE if text(check.get("check")).startswith("equivalence") else "conformance"
+
+
 def is_equivalence(check: dict) -> bool:
     """Equivalence checks compare conventions or pairs of implementations ("a vs b"): they
     are shown in their own table and findings, never in an implementation's verdict."""
-    return text(check.get("check")).startswith("equivalence")
+    return kind_of(check) == EQUIVALENCE
 
 
 def conformance_checks(results: dict) -> list[dict]:
@@ -280,166 +293,3 @@ def matrix(results: dict, views: list[ImplView]) -> tuple[list[Feature], dict[st
         rows[view.name] = {f.key: cell(view, f, [c for c, p in zip(checks, params, strict=True)
                                                  if f.selects(p)]) for f in feats}
     return feats, rows
-
-
-# ---------------------------------------------------------------------------- accuracy
-
-
-@dataclass
-class AccuracyRow:
-    impl: str
-    dtype: str
-    measured: int
-    value_err: float | None
-    value_nodeid: str
-    grad_err: float | None
-    grad_nodeid: str
-    value_ratio: float | None  # worst value error / PyTorch's own value error, same inputs
-    grad_ratio: float | None
-    budget_used: float | None  # worst error / its budget over value and gradient
-
-
-def _argworst(pairs: list[tuple[float | None, str]]) -> tuple[float | None, str]:
-    value = worst(v for v, _ in pairs)
-    if value is None:
-        return None, ""
-    for v, nodeid in pairs:
-        if v is not None and (v == value or (math.isnan(v) and math.isnan(value))):
-            return value, nodeid
-    return value, ""
-
-
-def accuracy(results: dict) -> list[AccuracyRow]:
-    """Worst errors per implementation × dtype over every check that measured something."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for check in conformance_checks(results):
-        if outcome_of(check) in MEASURED and metrics_of(check):
-            groups[impl_of(check), text(params_of(check).get("dtype")) or "?"].append(check)
-    rows = []
-    for (impl, dtype), checks in groups.items():
-        value = [(num(metrics_of(c).get("value_max_abs_err")), text(c.get("nodeid"))) for c in checks]
-        grad = [(num(metrics_of(c).get("grad_max_abs_err")), text(c.get("nodeid"))) for c in checks]
-        if worst(v for v, _ in value) is None and worst(v for v, _ in grad) is None:
-            continue
-        used = []
-        for c in checks:
-            m = metrics_of(c)
-            for err, budget in (("value_max_abs_err", "value_budget"), ("grad_max_abs_err", "grad_budget")):
-                e, b = num(m.get(err)), num(m.get(budget))
-                if e is not None and b is not None and b > 0:
-                    used.append(e / b)
-        rows.append(AccuracyRow(
-            impl, dtype, len(checks), *_argworst(value), *_argworst(grad),
-            worst(ratio(num(metrics_of(c).get("value_max_abs_err")),
-                        num(metrics_of(c).get("baseline_value_abs_err"))) for c in checks),
-            worst(ratio(num(metrics_of(c).get("grad_max_abs_err")),
-                        num(metrics_of(c).get("baseline_grad_abs_err"))) for c in checks),
-            worst(used)))
-    order = {d: i for i, d in enumerate(DTYPE_ORDER)}
-    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
-    rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
-    return rows
-
-
-def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, float]]:
-    """(impl, dtype) -> {K: worst error at K}, only series with at least two distinct K."""
-    series: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
-    for check in conformance_checks(results):
-        if outcome_of(check) not in MEASURED:
-            continue
-        k, err = num(params_of(check).get("K")), num(metrics_of(check).get(metric))
-        if k is None or k <= 0 or err is None or math.isnan(err) or math.isinf(err):
-            continue
-        key = (impl_of(check), text(params_of(check).get("dtype")) or "?")
-        series[key][k] = max(series[key].get(k, err), err)
-    return {key: dict(sorted(s.items())) for key, s in series.items() if len(s) >= 2}
-
-
-# ---------------------------------------------------------------------------- findings
-
-
-@dataclass
-class Finding:
-    """Checks of one implementation that share one message (across check names)."""
-
-    impl: str
-    checks: Counter  # check name -> how many of this group's checks it has
-    outcomes: Counter
-    message: str
-    truncated: bool
-    repro: str  # of the group's first check
-    nodeids: list[str]
-
-    @property
-    def count(self) -> int:
-        return sum(self.outcomes.values())
-
-    @property
-    def check(self) -> str:
-        """The check name when the group has one, else the most common one plus a count."""
-        (name, _), *rest = self.checks.most_common()
-        return name if not rest else f"{name} and {len(rest)} other checks"
-
-    @property
-    def shown_nodeids(self) -> list[str]:
-        return self.nodeids[:NODEIDS_SHOWN]
-
-    @property
-    def hidden(self) -> int:
-        return max(0, len(self.nodeids) - NODEIDS_SHOWN)
-
-
-def findings(results: dict, outcomes: frozenset[str]) -> dict[str, list[Finding]]:
-    """impl -> groups of its checks with the given outcomes that share one message.
-
-    Grouping by message alone (not check name) is deliberate: one broken code path
-    typically fails dozens of checks of several kinds with the same message.
-    """
-    groups: dict[tuple[str, str], Finding] = {}
-    for c in results.get("checks") or ():
-        outcome = outcome_of(c)
-        if outcome not in outcomes:
-            continue
-        message = text(c.get("message")).strip() or f"({outcome}, no message recorded)"
-        key = (impl_of(c), message)
-        if key not in groups:
-            cut = len(message) > MESSAGE_CHARS
-            groups[key] = Finding(key[0], Counter(), Counter(), message[:MESSAGE_CHARS], cut,
-                                  text(c.get("repro")), [])
-        groups[key].checks[text(c.get("check")) or "(no check name)"] += 1
-        groups[key].outcomes[outcome] += 1
-        groups[key].nodeids.append(text(c.get("nodeid")))
-    out: dict[str, list[Finding]] = defaultdict(list)
-    for finding in groups.values():
-        out[finding.impl].append(finding)
-    for items in out.values():
-        items.sort(key=lambda f: -f.count)
-    return dict(out)
-
-
-def skip_reasons(results: dict) -> dict[str, list[tuple[str, int]]]:
-    """impl -> [(first line of skip reason, count)], most common first."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for c in results.get("checks") or ():
-        if outcome_of(c) == "skipped":
-            counts[impl_of(c)][first_line(c.get("message")) or "(no reason recorded)"] += 1
-    return {impl: c.most_common() for impl, c in counts.items()}
-
-
-def equivalence_checks(results: dict) -> list[dict]:
-    checks = [c for c in results.get("checks") or () if is_equivalence(c)]
-    return sorted(checks, key=lambda c: (text(c.get("check")), text(c.get("nodeid"))))
-
-
-def measured(metrics: dict) -> str:
-    """The numeric entries of a metrics dict, compactly (null ones left out)."""
-    parts = []
-    for key, value in metrics.items():
-        value = num(value)
-        if value is not None:
-            parts.append(f"{key}={value:.3g}")
-    return ", ".join(parts)
-
-
-def params_summary(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())

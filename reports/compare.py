@@ -1,8 +1,10 @@
 """Regression: what changed between a baseline results dict and the current one.
 
-Checks are matched by nodeid (stable across runs: impl, device and case are in the id);
-benchmarks by (impl, device, dtype, pass, n, k). The two thresholds below decide what is
-worth a reader's attention; each carries its reason.
+Checks are matched by nodeid (stable across runs: impl, device and case are in the id).
+The two drift thresholds below decide what is worth a reader's attention; each carries
+its reason. Benchmarks are matched and judged by reports/benchdiff.py, the same code and
+the same recorded thresholds as the gate (lsuite/regression.py), so the report's
+benchmark regressions are exactly the ones that fail a gated run.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lsuite.regression import RATIO_THRESHOLD
-
+from . import benchdiff
 from .analysis import (
     BAD,
-    DTYPE_EPS,
     MEASURED,
+    UNIT_ROUNDOFF,
     impl_of,
     metrics_of,
     num,
@@ -32,11 +33,6 @@ DRIFT_RATIO = 2.0
 # max-abs errors on identical seeded inputs, which is exactly 1x for a deterministic kernel
 # and well under 2x for reductions whose order depends on threading.
 DRIFT_BUDGET_FRACTION = 0.1
-
-# Benchmarks: ratio_to_builtin changes within the gate's threshold are noise. One home for
-# that number: lsuite/regression.py, calibrated from two runs of the same commit (it is
-# torch-free, so rendering still never imports torch).
-BENCH_NOISE = RATIO_THRESHOLD
 
 
 @dataclass
@@ -62,25 +58,6 @@ class Drift:
 
 
 @dataclass
-class BenchChange:
-    key: tuple
-    before: float
-    after: float
-    median_before: float | None
-    median_after: float | None
-
-    @property
-    def relative(self) -> float:
-        return self.after / self.before - 1
-
-    @property
-    def label(self) -> str:
-        if abs(self.relative) <= BENCH_NOISE:
-            return "within noise"
-        return "slower than builtin" if self.relative > 0 else "faster than builtin"
-
-
-@dataclass
 class Regression:
     baseline_env: dict
     baseline_complete: bool
@@ -90,13 +67,14 @@ class Regression:
     added: list[dict]
     removed: list[dict]
     drift: list[Drift]
-    bench: list[BenchChange]  # every matched benchmark, flagged or not
-    bench_added: int
-    bench_removed: int
+    bench: benchdiff.BenchDiff  # every matched benchmark, and the gate's decisions on them
+    gate: dict | None  # what the current run's own gate recorded (results.json benchmark_gate)
 
     @property
-    def bench_flagged(self) -> list[BenchChange]:
-        return [b for b in self.bench if abs(b.relative) > BENCH_NOISE]
+    def bench_flagged(self) -> list[benchdiff.Pair]:
+        """Matched benchmarks that moved beyond a threshold, regressions first."""
+        moved = [p for p in self.bench.pairs if p.label != "within noise"]
+        return sorted(moved, key=lambda p: not p.regressed)
 
 
 def _by_nodeid(results: dict) -> dict[str, dict]:
@@ -112,15 +90,11 @@ def _drift(nodeid: str, old: dict, new: dict) -> list[Drift]:
         budget = num(metrics_of(new).get(budget_key))
         if after is None or before is None or math.isnan(after):
             continue
-        floor = budget * DRIFT_BUDGET_FRACTION if budget else DTYPE_EPS.get(dtype, 0.0)
+        floor = budget * DRIFT_BUDGET_FRACTION if budget else UNIT_ROUNDOFF.get(dtype, 0.0)
         factor = math.inf if before == 0 else after / before
         if after > floor and factor > DRIFT_RATIO:
             out.append(Drift(nodeid, impl_of(new), dtype, quantity, before, after, budget, factor))
     return out
-
-
-def _bench_key(entry: dict) -> tuple:
-    return tuple(text(entry.get(k)) for k in ("impl", "device", "dtype", "pass", "n", "k"))
 
 
 def compare(baseline: dict, results: dict) -> Regression:
@@ -145,22 +119,13 @@ def compare(baseline: dict, results: dict) -> Regression:
     removed = [c for n, c in old.items() if n not in new]
     drift.sort(key=lambda d: -d.factor)
 
-    old_b = {_bench_key(b): b for b in baseline.get("benchmarks") or ()}
-    new_b = {_bench_key(b): b for b in results.get("benchmarks") or ()}
-    bench = []
-    for key, cur in new_b.items():
-        prev = old_b.get(key)
-        if prev is None:
-            continue
-        before, after = num(prev.get("ratio_to_builtin")), num(cur.get("ratio_to_builtin"))
-        if before and after is not None and math.isfinite(before) and math.isfinite(after):
-            bench.append(BenchChange(key, before, after, num(prev.get("median_s")),
-                                     num(cur.get("median_s"))))
-    bench.sort(key=lambda b: -abs(b.relative))
+    bench = benchdiff.diff(baseline.get("benchmarks") or [], results.get("benchmarks") or [],
+                           benchdiff.thresholds_of(results, baseline))
+    bench.pairs.sort(key=lambda p: (not p.regressed, -abs(p.ratio_change or 0.0)))
+    gate = results.get(benchdiff.GATE)
     return Regression(
         baseline_env=baseline.get("environment") or {},
         baseline_complete=baseline.get("complete") is True,
         new_failures=new_failures, fixes=fixes, other_changes=other,
         added=added, removed=removed, drift=drift, bench=bench,
-        bench_added=sum(1 for k in new_b if k not in old_b),
-        bench_removed=sum(1 for k in old_b if k not in new_b))
+        gate=gate if isinstance(gate, dict) else None)

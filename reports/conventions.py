@@ -1,55 +1,24 @@
-"""The conventions worked example: each implementation's target distribution q for K=5,
-eps=0.1, target class 1, and which implementations' q coincide.
+"""The conventions worked example: each implementation's target distribution q on one
+small example (K=5, eps=0.1, target class 1), and which implementations' q coincide.
 
-q comes from the project's `reference` package when it imports and answers
-(`reference.target_distribution(reference.Spec(...), K, y)`); otherwise from the small
-formula table below (CONVENTIONS.md §1), and the report says which source each row used.
-`reference` is imported lazily, and a broken or absent one only switches to the table.
+q is read from results.json: the run records it per implementation as
+`environment.impls[i].example_target` = {"K", "eps", "target", "pad_index", "q", "error"},
+computed by the reference (lsuite/results.py). Nothing is recomputed here: no formula
+table, no import of `reference`. A file written before q was recorded, or a record
+whose q is null (the reference failed; "error" says why), shows the row as not recorded.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-K, EPS, TARGET = 5, 0.1, 1  # the worked example of CONVENTIONS.md §1
-PAD_INDEX = 0  # padding column used for padding_excluded in the example
+# The example the suite records (lsuite/results.py EXAMPLE); shown when no record says.
+DEFAULT_EXAMPLE = {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0}
+MAX_K = 64  # a recorded K beyond this is a damaged file: the table would not fit
 SAME_Q_ATOL = 1e-12  # two q's within this (max abs difference) count as the same distribution
-
-
-def _local(convention: str, k: int, y: int, eps: float) -> np.ndarray | None:
-    """CONVENTIONS.md §1 as a table; None for a convention it does not know."""
-    q = np.empty(k)
-    if convention in ("inclusive", "binary_classwise"):
-        q.fill(eps / k)
-        q[y] = 1 - eps + eps / k
-    elif convention == "exclusive":
-        q.fill(eps / (k - 1))
-        q[y] = 1 - eps
-    elif convention == "padding_excluded":
-        q.fill(eps / (k - 2))
-        q[PAD_INDEX] = 0.0
-        q[y] = 1 - eps
-    elif convention == "binary":
-        q.fill(eps / 2)
-        q[y] = 1 - eps / 2
-    else:
-        return None
-    return q
-
-
-def _reference():
-    """The reference module if it imports and has the API; else None (never raises)."""
-    try:
-        module = importlib.import_module("reference")
-    except Exception:  # a half-written or absent reference must not stop the report
-        return None
-    if callable(getattr(module, "Spec", None)) and callable(getattr(module, "target_distribution", None)):
-        return module
-    return None
 
 
 @dataclass
@@ -59,42 +28,50 @@ class ExampleRow:
     form: str
     q: list[float] | None
     entropy: float | None  # H(q) with 0 log 0 = 0: the KL-vs-CE value offset per row
-    source: str  # "reference" | "local table" | "unknown convention"
-    note: str
+    source: str  # "recorded" | "not recorded"
+    note: str  # why not, when the run said
 
 
-def _from_reference(module, convention: str, form: str) -> np.ndarray:
-    pad = PAD_INDEX if convention == "padding_excluded" else None
-    spec = module.Spec(convention, form, EPS, "sum", ignore_index=None, pad_index=pad,
-                       targets="index")
-    q = np.asarray(module.target_distribution(spec, K, TARGET), dtype=np.float64).reshape(-1)
-    if q.shape != (K,) or not np.all(np.isfinite(q)):
-        raise ValueError(f"reference returned shape {q.shape}")
-    return q
+def _q(record: dict, k: int) -> tuple[list[float] | None, str]:
+    """(q, note) from one implementation's example_target; q None when unusable."""
+    example = record.get("example_target")
+    if not isinstance(example, dict):
+        return None, "written before the worked example was recorded"
+    q = example.get("q")
+    if q is None:
+        return None, str(example.get("error") or "no q recorded")[:300]
+    if (not isinstance(q, list) or len(q) != k
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in q)):
+        return None, f"recorded q is not {k} finite numbers"
+    return [float(v) for v in q], ""
 
 
-def worked_example(impls: list[dict]) -> tuple[list[ExampleRow], bool]:
-    """One row per declared implementation; the flag says whether `reference` was used."""
-    module = _reference()
+def example_of(impls: list[dict]) -> dict:
+    """The example's parameters as the first record states them, else DEFAULT_EXAMPLE."""
+    for record in impls:
+        example = record.get("example_target")
+        if isinstance(example, dict):
+            params = {key: example.get(key) for key in DEFAULT_EXAMPLE}
+            k, target = params["K"], params["target"]
+            sane = (all(isinstance(v, int | float) and not isinstance(v, bool) for v in params.values())
+                    and isinstance(k, int) and 1 <= k <= MAX_K and isinstance(target, int) and 0 <= target < k)
+            if sane:
+                return params
+    return dict(DEFAULT_EXAMPLE)
+
+
+def worked_example(impls: list[dict]) -> tuple[list[ExampleRow], dict]:
+    """One row per declared implementation, and the example's parameters."""
+    example = example_of(impls)
     rows = []
     for record in impls:
         name = str(record.get("name") or "(unnamed)")
         convention, form = str(record.get("convention") or ""), str(record.get("form") or "")
-        q, source, note = None, "unknown convention", ""
-        if module is not None:
-            try:
-                q, source = _from_reference(module, convention, form), "reference"
-            except Exception as exc:  # fall back per row, and say why
-                note = f"reference: {type(exc).__name__}: {exc}"[:200]
-        if q is None:
-            q = _local(convention, K, TARGET, EPS)
-            source = "local table" if q is not None else source
-        entropy = None
-        if q is not None:
-            entropy = float(-sum(v * math.log(v) for v in q if v > 0))
-        rows.append(ExampleRow(name, convention, form, None if q is None else [float(v) for v in q],
-                               entropy, source, note))
-    return rows, module is not None
+        q, note = _q(record, int(example["K"]))
+        entropy = None if q is None else float(-sum(v * math.log(v) for v in q if v > 0))
+        rows.append(ExampleRow(name, convention, form, q, entropy,
+                               "recorded" if q is not None else "not recorded", note))
+    return rows, example
 
 
 def coinciding(rows: list[ExampleRow]) -> list[list[ExampleRow]]:

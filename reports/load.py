@@ -1,9 +1,11 @@
 """Read and validate a results.json (schema 1) before anything renders it.
 
-Validation is shallow on purpose: the top-level shape must be right (a schema-1 object
-whose `checks` is a list of objects), and every optional field may be missing or null;
-the renderer fills the gaps. A file that fails here raises ResultsError with one line
-naming the file, what is wrong and what to do.
+Validation is shallow on purpose: the core fields must have their types (a schema-1
+object; `complete` a boolean; `environment` and `benchmark_gate` objects; `checks` and
+`benchmarks` lists of objects; a check's impl, check, kind, nodeid and outcome strings;
+`environment.impls` a list of objects), and every field may be missing or null; the
+renderer fills the gaps and tolerates odd values inside params and metrics. A file that
+fails here raises ResultsError with one line naming the file, what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import os
 from pathlib import Path
 
 SCHEMA = 1  # the results.json schema this renderer reads (lsuite/results.py writes it)
+# core fields and their JSON types; each may be missing or null
+TOP_LEVEL = (("complete", bool), ("environment", dict), ("checks", list), ("benchmarks", list),
+             ("benchmark_gate", dict))
+CHECK_STRINGS = ("impl", "check", "kind", "nodeid", "outcome")  # of every check
 
 
 class ResultsError(ValueError):
@@ -59,16 +65,14 @@ def validate(payload, *, source: str = "results") -> dict:
                 else "rerun the suite to write a current results.json")
         raise ResultsError(f"{source}: schema {schema!r} is not supported (this renderer reads "
                            f"schema {SCHEMA}); {hint}")
-    for key, kind in (("environment", dict), ("checks", list), ("benchmarks", list)):
-        value = payload.get(key)
-        if value is not None and not isinstance(value, kind):
-            raise ResultsError(f"{source}: \"{key}\" must be a JSON {_json_kind(kind)}, got "
-                               f"{type(value).__name__}; the file is damaged: rerun the suite")
+    for key, kind in TOP_LEVEL:
+        _typed(payload.get(key), kind, f"\"{key}\"", source)
     for key in ("checks", "benchmarks"):
         for i, item in enumerate(payload.get(key) or ()):
-            if not isinstance(item, dict):
-                raise ResultsError(f"{source}: {key}[{i}] must be a JSON object, got "
-                                   f"{type(item).__name__}; the file is damaged: rerun the suite")
+            _typed(item, dict, f"{key}[{i}]", source, required=True)
+    for i, check in enumerate(payload.get("checks") or ()):
+        for key in CHECK_STRINGS:
+            _typed(check.get(key), str, f"checks[{i}].{key}", source)
     impls = (payload.get("environment") or {}).get("impls")
     if impls is not None and not (isinstance(impls, list) and all(isinstance(i, dict) for i in impls)):
         raise ResultsError(f"{source}: environment.impls must be a list of objects; "
@@ -76,5 +80,14 @@ def validate(payload, *, source: str = "results") -> dict:
     return payload
 
 
+def _typed(value, kind: type, where: str, source: str, *, required: bool = False) -> None:
+    """Raise a one-line ResultsError unless value has the JSON type (or is null, if allowed)."""
+    if (value is None and not required) or isinstance(value, kind):
+        return
+    raise ResultsError(f"{source}: {where} must be a JSON {_json_kind(kind)}, got "
+                       f"{_json_kind(type(value))}; the file is damaged: rerun the suite")
+
+
 def _json_kind(kind: type) -> str:
-    return {dict: "object", list: "array"}[kind]
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(kind, kind.__name__)

@@ -1,8 +1,8 @@
 """Render a results dict into one self-contained report.html (inline CSS and SVG, no URL).
 
 Jinja2 autoescapes every value; the only markup inserted unescaped is SVG written by
-matplotlib (charts.py). The file is written to a temporary name in the target directory
-and moved into place, so a reader never sees half a page.
+matplotlib (charts.py). The file is written atomically by reports.files.write_atomic, so
+a reader never sees half a page.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
-from . import analysis, charts, compare, conventions
+from . import accuracy, analysis, charts, compare, conventions, findings
+from .files import write_atomic
 from .load import ResultsError, validate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -93,15 +93,15 @@ def _environment():
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
                        seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
-                       params=analysis.params_summary, measured=analysis.measured,
+                       params=findings.params_summary, measured=findings.measured,
                        first_line=lambda s: analysis.first_line(s, 160))
     return env
 
 
 def _error_chart(results: dict) -> Markup | None:
-    panels = [("value", "max abs error of the loss", analysis.error_vs_k(results, "value_max_abs_err"), True),
+    panels = [("value", "max abs error of the loss", accuracy.error_vs_k(results, "value_max_abs_err"), True),
               ("gradient", "max abs error of the gradient",
-               analysis.error_vs_k(results, "grad_max_abs_err"), True)]
+               accuracy.error_vs_k(results, "grad_max_abs_err"), True)]
     if not any(series for _, _, series, _ in panels) or not charts.available():
         return None
     return Markup(charts.loglog(panels, xlabel="vocabulary size K", salt="accuracy"))
@@ -141,7 +141,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
     views = analysis.impl_views(results)
     feats, cells = analysis.matrix(results, views)
     records = [v.record for v in views if v.declared]
-    example, used_reference = conventions.worked_example(records)
+    example, example_params = conventions.worked_example(records)
     bench_rows, bench_chart = _benchmarks(results)
     cuda = env.get("cuda") if isinstance(env.get("cuda"), dict) else {}
     extra = [(k, v if isinstance(v, (str, int, float)) else json.dumps(v, default=str))
@@ -154,21 +154,20 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "views": views, "features": feats, "cells": cells,
         "feature_groups": [(g, [f for f in feats if f.group == g])
                            for g in dict.fromkeys(f.group for f in feats)],
-        "accuracy": analysis.accuracy(results), "error_chart": _error_chart(results),
+        "accuracy": accuracy.accuracy(results), "error_chart": _error_chart(results),
         "zero_floor": charts.ZERO_FLOOR,
-        "example": example, "used_reference": used_reference,
-        "example_k": conventions.K, "example_eps": conventions.EPS,
-        "example_target": conventions.TARGET, "example_pad": conventions.PAD_INDEX,
+        "example": example,
+        "example_k": example_params["K"], "example_eps": example_params["eps"],
+        "example_target": example_params["target"], "example_pad": example_params["pad_index"],
         "coinciding": conventions.coinciding(example),
-        "equivalences": analysis.equivalence_checks(results),
-        "failures": analysis.findings(results, analysis.BAD),
-        "known": analysis.findings(results, frozenset({"xfailed"})),
-        "skips": analysis.skip_reasons(results),
+        "equivalences": findings.equivalence_checks(results),
+        "failures": findings.findings(results, analysis.BAD),
+        "known": findings.findings(results, frozenset({"xfailed"})),
+        "skips": findings.skip_reasons(results),
         "bench_rows": bench_rows, "bench_chart": bench_chart,
         "regression": compare.compare(baseline, results) if baseline is not None else None,
         "drift_ratio": compare.DRIFT_RATIO, "drift_fraction": compare.DRIFT_BUDGET_FRACTION,
-        "bench_noise": compare.BENCH_NOISE,
-        "nodeids_shown": analysis.NODEIDS_SHOWN,
+        "nodeids_shown": findings.NODEIDS_SHOWN,
     }
 
 
@@ -182,19 +181,7 @@ def render_html(results: dict, *, baseline: dict | None = None) -> str:
 
 def write_report(results: dict, out_path: str | os.PathLike, *, baseline: dict | None = None) -> Path:
     """Render and write report.html atomically; return its path."""
-    html = render_html(results, baseline=baseline)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomic(out_path, render_html(results, baseline=baseline))
 
 
 __all__ = ["ResultsError", "render_html", "write_report"]

@@ -133,10 +133,14 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     slow["ratio_to_builtin"] /= 10  # a baseline in which seed001 was 10x faster: a sure regression
     baseline = pytester.path / "baseline.json"
     baseline.write_text(json.dumps(payload))
-    result, _ = _run(pytester, pytester.path / "second", "--benchmark-only",
-                     f"--ls-baseline={baseline}")
+    result, gated = _run(pytester, pytester.path / "second", "--benchmark-only",
+                         f"--ls-baseline={baseline}")
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["REGRESSION seed001_kldiv cpu float32 forward_backward n=1024 k=1000*"])
+    gate = gated["benchmark_gate"]  # what the gate judged with and decided, for the report
+    assert gate["ratio_threshold"] == regression.RATIO_THRESHOLD and gate["baseline"] == str(baseline)
+    assert [(f["impl"], f["quantity"]) for f in gate["findings"]][:1] == [("seed001_kldiv", "ratio_to_builtin")]
+    assert payload["benchmark_gate"]["findings"] is None  # the first run had no baseline
 
 
 def test_benchmarks_skip_unless_asked(pytester):

@@ -5,6 +5,7 @@ Each run is a real `pytest suites/` in a subprocess (pytester), as a user would 
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,25 @@ def test_results_json_is_complete_and_the_same_under_xdist(pytester):
     assert {c["nodeid"]: c["outcome"] for c in serial["checks"]} == \
         {c["nodeid"]: c["outcome"] for c in parallel["checks"]}
     assert parallel["environment"]["workers"] == 2
+
+
+def test_results_and_report_are_world_readable_and_record_kinds_and_examples(pytester):
+    old = os.umask(0o022)  # the usual umask; the run inherits it
+    try:
+        _, payload = run_suite(pytester, "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "--ls-builtins",
+                               "-k", "LabelSmoothedCE-cpu-float64-mean or kl_is_ce")
+    finally:
+        os.umask(old)
+    for name in ("results.json", "report.html"):
+        mode = (pytester.path / "out" / name).stat().st_mode
+        assert mode & 0o044 == 0o044, f"{name}: mode {mode & 0o777:o}"
+    kinds = {c["check"]: c["kind"] for c in payload["checks"]}
+    assert all(isinstance(k, str) and k for k in kinds.values()), kinds
+    assert any(k == "equivalence" for name, k in kinds.items() if "kl_is_ce" in name), kinds
+    impls = {i["name"]: i["example_target"] for i in payload["environment"]["impls"]}
+    assert impls["LabelSmoothedCE"]["q"] == pytest.approx([0.02, 0.92, 0.02, 0.02, 0.02])
+    assert impls["seed000_quiz_exclusive"]["q"] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
+    assert impls["seed002_forum_kl"]["error"] is None
 
 
 def test_interrupted_run_leaves_results_and_a_report_marked_incomplete(pytester):

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -102,10 +101,19 @@ BF16_FAILURE = f"value mismatch at row 3: out=0.51, but should be 0.5 (budget 1e
 DEFECT = "known defect: the target is built in float32, so float64 logits get rounded smoothing mass"
 
 
+# what the run records as each implementation's worked example (K=5, eps=0.1, class 1)
+EXAMPLE_Q = {"inclusive": [0.02, 0.92, 0.02, 0.02, 0.02], "exclusive": [0.025, 0.9, 0.025, 0.025, 0.025]}
+
+
+def example_target(q, error=None):
+    return {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0, "q": q, "error": error}
+
+
 def impl_record(name, convention="inclusive", form="ce", **supports):
     return {"name": name, "description": f"{name} under test", "origin": "builtin", "convention": convention,
             "form": form, "input": "logits", "pad_index": None, "reductions": ["none", "sum", "mean"],
-            "supports": {**SUPPORTS_ALL, **supports}, "known_defects": []}
+            "supports": {**SUPPORTS_ALL, **supports}, "known_defects": [],
+            "example_target": example_target(EXAMPLE_Q.get(convention))}
 
 
 def check(impl, outcome, *, name="value_and_gradient", tag="", message="", metrics=None, **params):
@@ -275,33 +283,39 @@ def test_conventions_show_the_worked_example_distributions(page):
     assert "gradients coincide" in coinciding
 
 
-class FakeReference(types.ModuleType):
-    """A stand-in `reference` with the agreed API; exclusive raises, to test the fallback."""
-
-    def __init__(self):
-        super().__init__("reference")
-        self.calls = []
-
-    def Spec(self, convention, form, eps, reduction, ignore_index=None, pad_index=None, targets="index"):  # noqa: N802
-        return {"convention": convention, "form": form, "eps": eps, "pad_index": pad_index}
-
-    def target_distribution(self, spec, num_classes, target_class):
-        self.calls.append((spec, num_classes, target_class))
-        if spec["convention"] == "exclusive":
-            raise NotImplementedError("exclusive not written yet")
-        return [0.0] * (num_classes - 1) + [1.0]  # deliberately unlike the local table
-
-
-def test_conventions_use_reference_when_it_imports_and_fall_back_per_row(tmp_path, monkeypatch):
-    fake = FakeReference()
-    monkeypatch.setitem(sys.modules, "reference", fake)
-    _, tree = render(tmp_path, make_results())
+def test_conventions_show_only_what_was_recorded(tmp_path):
+    """q is read from the file, never recomputed: a recorded q is shown as recorded (even
+    one unlike any convention), a null q with the run's reason, an old record as not recorded."""
+    results = make_results()
+    good, bad, kl = results["environment"]["impls"]
+    good["example_target"]["q"] = [0.0, 1.0, 0.0, 0.0, 0.0]
+    bad["example_target"] = example_target(None, "ValueError: exclusive not written yet")
+    del kl["example_target"]
+    _, tree = render(tmp_path, results)
     table = tree.find("table", id="conventions-table")
-    good, bad = (table.find("tr", data_impl=impl).find_all("td") for impl in ("good_ce", "bad_kernel"))
-    assert [float(td.text()) for td in good[2:7]] == [0, 0, 0, 0, 1] and "reference" in good[-1].text()
-    assert [float(td.text()) for td in bad[2:7]] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
-    assert "local table" in bad[-1].text() and "exclusive not written yet" in bad[-1].find("span").attrs["title"]
-    assert all(call[1:] == (5, 1) and call[0]["eps"] == 0.1 for call in fake.calls)
+    rows = {impl: table.find("tr", data_impl=impl).find_all("td") for impl in ("good_ce", "bad_kernel", "kl_known")}
+    assert [float(td.text()) for td in rows["good_ce"][2:7]] == [0, 1, 0, 0, 0] and rows["good_ce"][-1].text() == "recorded"
+    for impl, why in (("bad_kernel", "exclusive not written yet"), ("kl_known", "before the worked example")):
+        assert "not recorded" in rows[impl][2].text() and why in rows[impl][-1].text(), impl
+    assert not tree.find_all("ul", id="coinciding")
+
+
+def test_check_kind_decides_what_counts_in_a_verdict(tmp_path):
+    """The recorded kind decides, whatever the name; the name heuristic only when no kind
+    is recorded; a kind the report does not know counts like conformance."""
+    results = make_results()
+    results["checks"] += [
+        dict(check("good_ce vs kl_known", "failed", name="same_targets", tag="-a", message="pair"), kind="equivalence"),
+        dict(check("good_ce", "failed", name="equivalence_looking_name", tag="-b", message="own"), kind="conformance"),
+        dict(check("kl_known", "failed", name="shift", tag="-c", message="new kind"), kind="some_future_kind"),
+    ]
+    _, tree = render(tmp_path, results)
+    verdicts = {tr.attrs["data-impl"]: tr.attrs["data-verdict"]
+                for tr in tree.find("table", id="verdict-table").find_all("tr") if "data-impl" in tr.attrs}
+    assert "good_ce vs kl_known" not in verdicts
+    assert verdicts["good_ce"] == verdicts["kl_known"] == "does not conform"
+    listed = tree.find("table", id="equivalence-checks").text()
+    assert "same_targets" in listed and "equivalence_looking_name" not in listed
 
 
 def test_equivalence_checks_are_listed_apart_from_verdicts(tmp_path, page):
@@ -432,6 +446,96 @@ def test_compare_flags_accuracy_drift_and_benchmark_changes_beyond_noise(tmp_pat
     assert len(flagged) == 1 and "+150.0%" in flagged[0].text()
 
 
+def test_drift_without_a_budget_is_judged_against_the_unit_roundoff(tmp_path):
+    """float32's unit roundoff is 2**-24 (5.96e-8), half its machine epsilon: 5x growth to
+    5e-8 is rounding noise, to 1e-7 it is drift."""
+    baseline = make_results()
+    target = next(c for c in baseline["checks"] if c["impl"] == "good_ce" and c["params"]["K"] == 2)
+    target["metrics"].update(value_max_abs_err=1e-8, value_budget=None, grad_max_abs_err=None)
+    for after, flagged in ((5e-8, False), (1e-7, True)):
+        current = copy.deepcopy(baseline)
+        next(c for c in current["checks"] if c["nodeid"] == target["nodeid"])["metrics"]["value_max_abs_err"] = after
+        _, tree = render(tmp_path, current, baseline=baseline, name=f"drift{after}.html")
+        assert bool(tree.find("section", id="regression").find_all("table", id="drift")) is flagged, after
+
+
+def bench_entry(k, ratio, peak, impl="good_ce"):
+    return {"impl": impl, "device": "cpu", "dtype": "float32", "pass": "forward_backward", "n": 1024, "k": k,
+            "median_s": 0.01 * ratio, "ratio_to_builtin": ratio, "peak_over_logits": peak}
+
+
+def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
+    """The same pair of files, judged by the gate (lsuite.regression, as a gated run does) and
+    rendered by the report: the same benchmarks are regressions, for the same reasons."""
+    from lsuite import regression  # the test may import lsuite; reports/ never does
+
+    baseline = make_results()
+    baseline["benchmarks"] = [bench_entry(k, 1.5, 3.0) for k in (1000, 8192, 32000, 50257, 65536)]
+    current = copy.deepcopy(baseline)
+    slower, fatter, both, noise, faster = current["benchmarks"]
+    slower["ratio_to_builtin"] = 3.2  # +113%: past +90%
+    fatter["peak_over_logits"] = 5.0  # +2 logits' sizes: past +1.5
+    both.update(ratio_to_builtin=4.0, peak_over_logits=6.0)
+    noise.update(ratio_to_builtin=1.8, peak_over_logits=4.0)  # +20%, +1.0: within the thresholds
+    faster["ratio_to_builtin"] = 0.5  # a speedup is never a regression
+    findings = regression.compare(current["benchmarks"], baseline["benchmarks"])
+    current["benchmark_gate"] = regression.record(findings, "baseline/results.json")
+    paths = tmp_path / "baseline.json", tmp_path / "current.json"
+    for path, payload in zip(paths, (baseline, current), strict=True):
+        path.write_text(json.dumps(payload))
+    gate = {(f.key[-1], f.quantity) for f in regression.compare(
+        load_results(paths[1])["benchmarks"], load_results(paths[0])["benchmarks"])}
+    assert gate == {(1000, "ratio_to_builtin"), (8192, "peak_over_logits"),
+                    (32000, "ratio_to_builtin"), (32000, "peak_over_logits")}
+    out = tmp_path / "cmp.html"
+    assert run_cli("compare", *paths, "-o", out).returncode == 0
+    tree = parse(out.read_text())
+    rows = tree.find("table", id="bench-changes").find_all("tr", data_regressed="yes")
+    report = set()
+    for row in rows:
+        cells = row.find_all("td")
+        k = int(cells[5].text())
+        report |= {(k, "ratio_to_builtin")} if "slower" in cells[-1].text() else set()
+        report |= {(k, "peak_over_logits")} if "more memory" in cells[-1].text() else set()
+    assert report == gate
+    assert tree.find("li", data_kind="bench").text().startswith("4")
+    assert "recorded 4 regressions" in tree.find(id="bench-rule").text()
+
+
+def test_report_judges_benchmarks_with_the_thresholds_the_run_recorded(tmp_path):
+    baseline = make_results()
+    baseline["benchmarks"] = [bench_entry(1000, 1.0, 2.0)]
+    current = copy.deepcopy(baseline)
+    current["benchmarks"][0]["ratio_to_builtin"] = 1.5  # +50%: within the default +90%
+    _, old_file = render(tmp_path, current, baseline=baseline, name="old.html")
+    assert not old_file.find_all("tr", data_regressed="yes")
+    assert "defaults" in old_file.find(id="bench-rule").text()
+    current["benchmark_gate"] = {"ratio_threshold": 0.3, "memory_threshold": 1.5, "findings": None}
+    _, recorded = render(tmp_path, current, baseline=baseline, name="recorded.html")
+    assert len(recorded.find_all("tr", data_regressed="yes")) == 2  # the flagged table and the full one
+    assert "30%" in recorded.find(id="bench-rule").text()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"complete": "yes"}, '"complete" must be a JSON boolean, got string'),
+    ({"environment": []}, '"environment" must be a JSON object, got array'),
+    ({"benchmark_gate": [1]}, '"benchmark_gate" must be a JSON object, got array'),
+    ({"benchmarks": [3]}, "benchmarks[0] must be a JSON object, got number"),
+])
+def test_wrongly_typed_core_fields_are_one_line_errors(change, words):
+    with pytest.raises(ResultsError) as info:
+        reports.validate({**make_results(), **change}, source="r.json")
+    assert str(info.value).startswith(f"r.json: {words}") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [("outcome", 3), ("impl", ["a"]), ("kind", {"k": 1}), ("nodeid", 1.5)])
+def test_wrongly_typed_check_fields_are_one_line_errors(field, value):
+    results = make_results()
+    results["checks"][2][field] = value
+    with pytest.raises(ResultsError, match=rf"^results: checks\[2\]\.{field} must be a JSON string, got "):
+        reports.validate(results)
+
+
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
     with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
         write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
@@ -450,6 +554,23 @@ def test_failed_render_leaves_the_previous_report_and_no_temp_file(tmp_path):
         write_report({"schema": 1, "checks": {"not": "a list"}}, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_atomic_writer_gives_a_normal_files_mode_and_cleans_up_on_failure(tmp_path):
+    from reports.files import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        out = write_atomic(tmp_path / "sub" / "a.txt", "first")
+        assert out.read_text() == "first" and out.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        write_atomic(out, "second")
+        assert out.stat().st_mode & 0o777 == 0o600, "the umask applies, as to any new file"
+    finally:
+        os.umask(old)
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(out, "half \udc80 written")  # a lone surrogate fails mid-write
+    assert out.read_text() == "second" and [p.name for p in out.parent.iterdir()] == ["a.txt"]
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
@@ -474,10 +595,11 @@ def test_cli_compare_writes_a_report_with_the_regression_section(tmp_path):
     assert parse(out.read_text()).find("section", id="regression")
 
 
-def test_rendering_never_imports_torch(tmp_path):
+def test_rendering_never_imports_torch_lsuite_or_reference(tmp_path):
     code = ("import sys, reports; r = reports.load_results(sys.argv[1]); "
             "reports.write_report(r, sys.argv[2], baseline=r); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+            "bad = [m for m in ('torch', 'lsuite', 'reference') if m in sys.modules]; "
+            "assert not bad, f'{bad} imported'")
     proc = subprocess.run([sys.executable, "-c", code, str(DATA / "current_small.json"), str(tmp_path / "r.html")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -33,7 +33,7 @@ def equivalence(request):
         if not any(k == results.PROPERTY for k, _ in request.node.user_properties):
             request.node.user_properties.append((results.PROPERTY, {
                 "impl": " vs ".join(names) or "reference",
-                "check": request.node.originalname.removeprefix("test_"), "params": {},
+                "check": request.node.originalname.removeprefix("test_"), "kind": "equivalence", "params": {},
                 "repro": f"python -m pytest '{request.node.nodeid}'"}))
         if missing:
             pytest.skip(f"needs the catalog records {missing} under test (add --ls-builtins)")

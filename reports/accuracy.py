@@ -1,0 +1,94 @@
+"""The accuracy table: worst value and gradient error per implementation x dtype, its
+ratio to PyTorch's own error on the same inputs and the share of the budget used; and
+the error-against-K series for the chart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .analysis import (
+    DTYPE_ORDER,
+    MEASURED,
+    conformance_checks,
+    impl_of,
+    metrics_of,
+    num,
+    outcome_of,
+    params_of,
+    ratio,
+    text,
+    worst,
+)
+
+
+@dataclass
+class AccuracyRow:
+    impl: str
+    dtype: str
+    measured: int
+    value_err: float | None
+    value_nodeid: str
+    grad_err: float | None
+    grad_nodeid: str
+    value_ratio: float | None  # worst value error / PyTorch's own value error, same inputs
+    grad_ratio: float | None
+    budget_used: float | None  # worst error / its budget over value and gradient
+
+
+def _argworst(pairs: list[tuple[float | None, str]]) -> tuple[float | None, str]:
+    value = worst(v for v, _ in pairs)
+    if value is None:
+        return None, ""
+    for v, nodeid in pairs:
+        if v is not None and (v == value or (math.isnan(v) and math.isnan(value))):
+            return value, nodeid
+    return value, ""
+
+
+def accuracy(results: dict) -> list[AccuracyRow]:
+    """Worst errors per implementation × dtype over every check that measured something."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for check in conformance_checks(results):
+        if outcome_of(check) in MEASURED and metrics_of(check):
+            groups[impl_of(check), text(params_of(check).get("dtype")) or "?"].append(check)
+    rows = []
+    for (impl, dtype), checks in groups.items():
+        value = [(num(metrics_of(c).get("value_max_abs_err")), text(c.get("nodeid"))) for c in checks]
+        grad = [(num(metrics_of(c).get("grad_max_abs_err")), text(c.get("nodeid"))) for c in checks]
+        if worst(v for v, _ in value) is None and worst(v for v, _ in grad) is None:
+            continue
+        used = []
+        for c in checks:
+            m = metrics_of(c)
+            for err, budget in (("value_max_abs_err", "value_budget"), ("grad_max_abs_err", "grad_budget")):
+                e, b = num(m.get(err)), num(m.get(budget))
+                if e is not None and b is not None and b > 0:
+                    used.append(e / b)
+        rows.append(AccuracyRow(
+            impl, dtype, len(checks), *_argworst(value), *_argworst(grad),
+            worst(ratio(num(metrics_of(c).get("value_max_abs_err")),
+                        num(metrics_of(c).get("baseline_value_abs_err"))) for c in checks),
+            worst(ratio(num(metrics_of(c).get("grad_max_abs_err")),
+                        num(metrics_of(c).get("baseline_grad_abs_err"))) for c in checks),
+            worst(used)))
+    order = {d: i for i, d in enumerate(DTYPE_ORDER)}
+    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
+    rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
+    return rows
+
+
+def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, float]]:
+    """(impl, dtype) -> {K: worst error at K}, only series with at least two distinct K."""
+    series: dict[tuple[str, str], dict[float, float]] = defaultdict(dict)
+    for check in conformance_checks(results):
+        if outcome_of(check) not in MEASURED:
+            continue
+        k, err = num(params_of(check).get("K")), num(metrics_of(check).get(metric))
+        if k is None or k <= 0 or err is None or math.isnan(err) or math.isinf(err):
+            continue
+        key = (impl_of(check), text(params_of(check).get("dtype")) or "?")
+        series[key][k] = max(series[key].get(k, err), err)
+    return {key: dict(sorted(s.items())) for key, s in series.items() if len(s) >= 2}
