@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from . import memory, timing
+from . import memory, runner, timing
 from .cases import default_case
 from .records import BuildConfig, Impl
+from .runner import Context
 
 PASSES = ("forward", "backward", "forward_backward")
 # The least memory traffic a pass needs, in multiples of the logits' bytes: the forward
@@ -82,30 +82,34 @@ def inputs(point: Point, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return (logits.to(point.device).requires_grad_(True), target.to(point.device))
 
 
+def context(impl: Impl, point: Point) -> Context:
+    """The runner's context for `impl` at `point`: its base case (first reduction)."""
+    case = default_case(impl).replace(device=point.device, dtype=point.dtype, eps=EPS,
+                                      K=point.k, N=point.n)
+    return Context(impl=impl, case=case)
+
+
 def build(impl: Impl, point: Point) -> Callable:
-    """The implementation's loss function, built as its base case (first reduction)."""
-    dtype = getattr(torch, point.dtype)
+    """The implementation's loss function, built by the suite's runner like every check's."""
     weight = None
     if impl.requires_weights:
         gen = torch.Generator().manual_seed(1)
-        weight = (torch.rand(point.k, generator=gen) * 1.8 + 0.2).to(dtype).to(point.device)
-    cfg = BuildConfig(eps=EPS, reduction=default_case(impl).reduction, num_classes=point.k,
-                      device=point.device, dtype=dtype, weight=weight, ignore_index=None)
-    return impl.build(cfg)
+        weight = (torch.rand(point.k, generator=gen) * 1.8 + 0.2).to(getattr(torch, point.dtype))
+        weight = weight.to(point.device)
+    return runner.build(context(impl, point), weight)
 
 
 def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
     """The timed call of `impl` at `point` (the impl may differ from point.impl: the builtin
     reference measured at the same point). Everything a user of the recipe pays is inside:
-    log_softmax for log-probability recipes, the clone for recipes that mutate the logits."""
+    log_softmax for log-probability recipes, the clone for recipes that mutate the logits
+    (the runner's `call` does both, as for every check)."""
     logits, target = inputs(point, seed)
+    ctx = context(impl, point)
     loss_fn = build(impl, point)
 
     def forward():
-        fed = logits.clone() if impl.mutates_input else logits
-        if impl.input == "log_probs":
-            fed = F.log_softmax(fed, dim=-1)
-        out = loss_fn(fed, target)
+        out = runner.call(ctx, loss_fn, logits, target)
         return out if out.ndim == 0 else out.sum()  # "none" reductions: a scalar to backprop
 
     def reset():

@@ -141,7 +141,7 @@ def pytest_sessionfinish(session, exitstatus):
         baseline = config.stash.get(BASELINE, None)
         findings = None
         if baseline is not None:
-            findings = regression.compare(entries, baseline.get("benchmarks") or [])
+            findings = regression.regressions(entries, baseline.get("benchmarks") or [])
             config.stash[FINDINGS] = findings
             if findings and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -15,12 +15,12 @@ from reports.benchdiff import (
     KEY,
     MEMORY_THRESHOLD,
     RATIO_THRESHOLD,
-    Finding,
+    BenchRegression,
     key_of,
     spread,
 )
 
-__all__ = ["CALIBRATION", "KEY", "MEMORY_THRESHOLD", "RATIO_THRESHOLD", "Finding", "compare",
+__all__ = ["CALIBRATION", "KEY", "MEMORY_THRESHOLD", "RATIO_THRESHOLD", "BenchRegression", "regressions",
            "describe", "key_of", "record", "spread", "thresholds"]
 
 
@@ -33,15 +33,15 @@ def describe() -> str:
     return thresholds().describe()
 
 
-def compare(current: list[dict], baseline: list[dict], ratio_threshold: float = RATIO_THRESHOLD,
-            memory_threshold: float = MEMORY_THRESHOLD) -> list[Finding]:
+def regressions(current: list[dict], baseline: list[dict], ratio_threshold: float = RATIO_THRESHOLD,
+                memory_threshold: float = MEMORY_THRESHOLD) -> list[BenchRegression]:
     """Every benchmark present in both runs whose ratio or memory grew past its threshold.
     Entries without a ratio (the reference, the no-op) or absent from one run are ignored."""
     limits = benchdiff.Thresholds(ratio_threshold, memory_threshold)
     return benchdiff.diff(baseline, current, limits).findings
 
 
-def record(findings: list[Finding] | None, baseline: str | None) -> dict:
+def record(findings: list[BenchRegression] | None, baseline: str | None) -> dict:
     """results.json's benchmark_gate: the thresholds, and the findings against the
     baseline (null when the run had none)."""
     return {**thresholds().record(), "baseline": baseline,

@@ -16,11 +16,13 @@ from pathlib import Path
 
 from reports.files import write_atomic
 
+from .machine import cpu_model
+
 SCHEMA = 1
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
 BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
-DEFAULT_KIND = "conformance"  # a check whose PROPERTY dict names no "kind"
+DEFAULT_KIND = "unspecified"  # a check whose PROPERTY dict names no "kind" (none of ours)
 # The conventions worked example (CONVENTIONS.md §1) recorded per implementation: the
 # target distribution for K classes, smoothing eps, class-index target TARGET, with
 # column PAD_INDEX as the padding column of a padding_excluded implementation.
@@ -145,16 +147,6 @@ def example_target(impl) -> dict:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _commit(root: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -175,7 +167,7 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
         "command": " ".join([Path(sys.executable).name, "-m", "pytest", *config.invocation_params.args]),
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": numpy.__version__, "scipy": scipy.__version__,
-        "platform": platform.platform(), "cpu": _cpu_model(),
+        "platform": platform.platform(), "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(), "cuda": cuda_state, "seed": seed,
         "hypothesis_profile": config.getoption("hypothesis_profile", None) or "default",
         "hypothesis_seed": config.getoption("hypothesis_seed", None),  # set by lsuite.hypoplugin

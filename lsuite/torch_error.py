@@ -4,7 +4,8 @@ The same loss the implementation claims, written with PyTorch's built-in primiti
 (`F.cross_entropy` with probability targets, `F.binary_cross_entropy_with_logits`) and
 evaluated in the case dtype on the same rounded inputs. Its distance from the float64
 reference is what careful arithmetic in that dtype costs; tolerances.py allows a
-multiple of it. (Named for what it measures; `--ls-baseline` is a previous run, unrelated.) This is an error scale, not ground truth: the reference alone is that.
+multiple of it. This is an error scale, not ground truth: the reference alone is that.
+(Named for what it measures; `--ls-baseline` is a previous run, unrelated.)
 """
 
 from __future__ import annotations
@@ -19,18 +20,11 @@ from .assertions import measure
 from .cases import Inputs
 
 
-def _rows_last(array: np.ndarray) -> np.ndarray:
-    """(N, K, d...) -> (N*d..., K); (K,) -> (1, K); (N, K) unchanged."""
-    if array.ndim == 1:
-        return array[None, :]
-    return np.moveaxis(array, 1, -1).reshape(-1, array.shape[1])
-
-
 def _target_rows(inputs: Inputs, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(target distribution rows (R, K), kept-row mask (R,)), before class weights."""
     spec = inputs.spec
     if spec.targets == "probs":
-        given = _rows_last(inputs.target)
+        given = reference.rows_last(inputs.target)
         if spec.convention == "inclusive":
             given = given * (1 - spec.eps) + spec.eps / num_classes
         elif spec.convention.startswith("binary"):
@@ -52,12 +46,12 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
     rows, kept = _target_rows(inputs, num_classes)
     weight = np.ones(num_classes) if inputs.weight is None else inputs.weight
     tdtype = getattr(torch, dtype)
-    z = torch.tensor(_rows_last(logits), dtype=tdtype, requires_grad=True)
+    z = torch.tensor(reference.rows_last(logits), dtype=tdtype, requires_grad=True)
     if spec.form == "bce":
         per = F.binary_cross_entropy_with_logits(
             z, torch.tensor(rows, dtype=tdtype), weight=torch.tensor(weight, dtype=tdtype),
             reduction="none")
-        flat = _rows_last
+        flat = reference.rows_last
     else:
         per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
         if spec.form == "kl":
@@ -73,7 +67,7 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
         total = per.sum() / reference.denominator(logits, inputs.target, spec, weight=inputs.weight)
         total.backward()
         value = total.detach().double().numpy()
-    return _max_abs(value, value_ref), _max_abs(z.grad.double().numpy(), _rows_last(grad_ref))
+    return _max_abs(value, value_ref), _max_abs(z.grad.double().numpy(), reference.rows_last(grad_ref))
 
 
 def _weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:

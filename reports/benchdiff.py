@@ -86,7 +86,7 @@ def thresholds_of(*results) -> Thresholds:
 
 
 @dataclass(frozen=True)
-class Finding:
+class BenchRegression:
     """One regression: the gate fails on it, the report lists it."""
 
     key: tuple  # (impl, device, dtype, pass, n, k)
@@ -163,7 +163,7 @@ class Pair:
 class BenchDiff:
     thresholds: Thresholds
     pairs: list[Pair] = field(default_factory=list)  # every benchmark present in both runs
-    findings: list[Finding] = field(default_factory=list)  # the regressions, in run order
+    findings: list[BenchRegression] = field(default_factory=list)  # the regressions, in run order
     added: int = 0
     removed: int = 0
 
@@ -197,10 +197,10 @@ def diff(baseline: list, current: list, thresholds: Thresholds | None = None) ->
             continue
         out.pairs.append(pair)
         if pair.slower:
-            out.findings.append(Finding(key, "ratio_to_builtin", pair.ratio_before, pair.ratio_after,
+            out.findings.append(BenchRegression(key, "ratio_to_builtin", pair.ratio_before, pair.ratio_after,
                                         limits.ratio))
         if pair.more_memory:
-            out.findings.append(Finding(key, "peak_over_logits", pair.peak_before, pair.peak_after,
+            out.findings.append(BenchRegression(key, "peak_over_logits", pair.peak_before, pair.peak_after,
                                         limits.memory))
     return out
 

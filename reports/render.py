@@ -27,27 +27,29 @@ HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "command",
                  "hypothesis_profile", "hypothesis_seed", "workers", "impls"}
 
 
-def fmt_err(value) -> str:
-    """An error or budget: scientific, with 0, NaN, inf and missing spelled out."""
+def _spelled(value) -> tuple[float | None, str | None]:
+    """(the number, or None) and the text for a value that is missing, NaN or infinite."""
     value = analysis.num(value)
     if value is None:
-        return "—"
+        return None, "—"
     if math.isnan(value):
-        return "NaN"
+        return None, "NaN"
     if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
+        return None, "∞" if value > 0 else "−∞"
+    return value, None
+
+
+def fmt_err(value) -> str:
+    """An error or budget: scientific, with 0, NaN, inf and missing spelled out."""
+    value, text = _spelled(value)
+    if text is not None:
+        return text
     return "0" if value == 0 else f"{value:.2e}"
 
 
 def fmt_ratio(value) -> str:
-    value = analysis.num(value)
-    if value is None:
-        return "—"
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "∞"
-    return f"{value:.3g}×"
+    value, text = _spelled(value)
+    return text if text is not None else f"{value:.3g}×"
 
 
 def fmt_num(value, digits: int = 3) -> str:

@@ -77,7 +77,7 @@ def _entry(impl="seed001_kldiv", ratio=3.0, peak=6.0, **changes):
 
 
 def test_regression_flags_a_doubled_ratio_naming_impl_shape_and_change():
-    findings = regression.compare([_entry(ratio=6.0)], [_entry(ratio=3.0)])
+    findings = regression.regressions([_entry(ratio=6.0)], [_entry(ratio=3.0)])
     assert [f.quantity for f in findings] == ["ratio_to_builtin"]
     message = findings[0].message()
     for words in ("seed001_kldiv", "n=1024 k=32000", "forward_backward", "3.00 -> 6.00", "+100%"):
@@ -86,15 +86,15 @@ def test_regression_flags_a_doubled_ratio_naming_impl_shape_and_change():
 
 def test_regression_ignores_changes_inside_the_threshold_and_speedups():
     inside = 3.0 * (1 + regression.RATIO_THRESHOLD * 0.9)
-    assert regression.compare([_entry(ratio=inside)], [_entry(ratio=3.0)]) == []
-    assert regression.compare([_entry(ratio=1.5)], [_entry(ratio=3.0)]) == []
-    assert regression.compare([_entry(ratio=6.0, k=50257)], [_entry(ratio=3.0)]) == []  # unmatched
+    assert regression.regressions([_entry(ratio=inside)], [_entry(ratio=3.0)]) == []
+    assert regression.regressions([_entry(ratio=1.5)], [_entry(ratio=3.0)]) == []
+    assert regression.regressions([_entry(ratio=6.0, k=50257)], [_entry(ratio=3.0)]) == []  # unmatched
 
 
 def test_regression_flags_new_n_by_k_temporaries():
-    findings = regression.compare([_entry(peak=8.0)], [_entry(peak=6.0)])  # two new N x K
+    findings = regression.regressions([_entry(peak=8.0)], [_entry(peak=6.0)])  # two new N x K
     assert [f.quantity for f in findings] == ["peak_over_logits"]
-    assert regression.compare([_entry(peak=6.0 + regression.MEMORY_THRESHOLD * 0.9)],
+    assert regression.regressions([_entry(peak=6.0 + regression.MEMORY_THRESHOLD * 0.9)],
                               [_entry(peak=6.0)]) == []
 
 

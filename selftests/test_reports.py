@@ -478,12 +478,12 @@ def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
     both.update(ratio_to_builtin=4.0, peak_over_logits=6.0)
     noise.update(ratio_to_builtin=1.8, peak_over_logits=4.0)  # +20%, +1.0: within the thresholds
     faster["ratio_to_builtin"] = 0.5  # a speedup is never a regression
-    findings = regression.compare(current["benchmarks"], baseline["benchmarks"])
+    findings = regression.regressions(current["benchmarks"], baseline["benchmarks"])
     current["benchmark_gate"] = regression.record(findings, "baseline/results.json")
     paths = tmp_path / "baseline.json", tmp_path / "current.json"
     for path, payload in zip(paths, (baseline, current), strict=True):
         path.write_text(json.dumps(payload))
-    gate = {(f.key[-1], f.quantity) for f in regression.compare(
+    gate = {(f.key[-1], f.quantity) for f in regression.regressions(
         load_results(paths[1])["benchmarks"], load_results(paths[0])["benchmarks"])}
     assert gate == {(1000, "ratio_to_builtin"), (8192, "peak_over_logits"),
                     (32000, "ratio_to_builtin"), (32000, "peak_over_logits")}
@@ -657,6 +657,17 @@ def test_browser_renders_the_report(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, f"{len(png)} bytes"
 
 
-def test_package_exports_the_plugin_interface():
-    assert callable(reports.load_results) and callable(reports.write_report)
-    assert issubclass(reports.ResultsError, Exception)
+def test_package_interface_round_trips_a_results_file(tmp_path):
+    """What lsuite and users call: write_report renders a payload, load_results reads the
+    payload back validated, and a broken file is a ResultsError (one line)."""
+    payload = make_results()
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(payload))
+    loaded = reports.load_results(path)
+    assert loaded["checks"] == payload["checks"]
+    html = reports.write_report(loaded, tmp_path / "report.html").read_text()
+    assert payload["checks"][0]["impl"] in html
+    path.write_text("{not json")
+    with pytest.raises(reports.ResultsError) as info:
+        reports.load_results(path)
+    assert "\n" not in str(info.value)
