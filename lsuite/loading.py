@@ -17,7 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-from .records import BuildConfig, Impl
+from .predicates import Predicate
+from .records import BuildConfig, Impl, KnownDefect
 
 DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
 
@@ -96,8 +97,47 @@ def drop_in_record(factory, name: str, spec: str) -> Impl:
     )
 
 
+def _unique(record: Impl, taken) -> Impl:
+    name, n = record.name, 2
+    while name in taken:
+        name, n = f"{record.name}_{n}", n + 1
+    return dataclasses.replace(record, name=name) if name != record.name else record
+
+
+def _in_its_worker(cfg: BuildConfig):
+    raise RuntimeError("this implementation is built and called only in its worker process "
+                       "(lsuite/worker.py); the judge holds its claims, not its code")
+
+
+def load_isolated(spec: str, pool, taken: set[str] = frozenset()) -> Impl:
+    """The record for one SPEC, loaded in the implementation's own worker process: the
+    judge's process never imports the implementation's module (its import-time side effects
+    stay there). Its known defects' predicates are evaluated there too."""
+    fields = pool.describe(spec)
+    defects = tuple(
+        KnownDefect(d["reason"], checks=d["checks"], kinds=d["kinds"],
+                    when=None if d["when"] is None else _remote_predicate(pool, spec, i, d["when"]))
+        for i, d in enumerate(fields.pop("known_defects")))
+    try:
+        record = Impl(**fields, build=_in_its_worker, known_defects=defects)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"--ls-impl {spec!r}: its record does not describe itself: {exc}") from None
+    return _unique(record, taken)
+
+
+def _remote_predicate(pool, spec: str, index: int, text: str) -> Predicate:
+    cache: dict = {}
+
+    def test(case) -> bool:
+        if case not in cache:
+            cache[case] = pool.when(spec, index, case)
+        return cache[case]
+    return Predicate(test, text)
+
+
 def load(spec: str, taken: set[str] = frozenset()) -> Impl:
-    """The record for one SPEC; raises SpecError with a one-line message."""
+    """The record for one SPEC, imported in this process; raises SpecError with a one-line
+    message. (The suite itself uses `load_isolated` unless --ls-inprocess.)"""
     obj = _import(spec)
     attr = spec.rpartition(":")[2]
     if isinstance(obj, Impl):
@@ -108,7 +148,4 @@ def load(spec: str, taken: set[str] = frozenset()) -> Impl:
         raise SpecError(
             f"--ls-impl {spec!r}: {attr} is a {type(obj).__name__}; expected an lsuite.Impl "
             "record or a class/factory taking label_smoothing=, weight=, ignore_index=, reduction=")
-    name, n = record.name, 2
-    while name in taken:
-        name, n = f"{record.name}_{n}", n + 1
-    return dataclasses.replace(record, name=name) if name != record.name else record
+    return _unique(record, taken)

@@ -12,19 +12,26 @@ xfails; cuda cases skip with the reason when no GPU is present.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
-from . import catalog, loading, results
+from . import catalog, loading, results, worker
 from .cases import Case, default_case, supports
 from .records import CHECK_KINDS, DEVICES, Impl
 from .runner import Context
 
 IMPLS = pytest.StashKey[tuple]()
+POOL = pytest.StashKey[object]()
+# pytest-timeout's alarm is a backstop for the suite's own code when implementations run in
+# workers (the pool enforces --ls-timeout itself, by killing the worker).
+BACKSTOP_S = 30.0
 COLLECTOR = pytest.StashKey[results.Collector]()
 CUDA = pytest.StashKey[dict]()
 REPORTS = pytest.StashKey[list]()
@@ -51,7 +58,15 @@ def pytest_addoption(parser):
     group.addoption("--ls-seed", type=int, default=0, metavar="N",
                     help="seed mixed into every case's inputs (default: 0)")
     group.addoption("--ls-timeout", type=float, default=60.0, metavar="SECONDS",
-                    help="per-check time limit; a hanging implementation fails that check (default: 60)")
+                    help="per-check time limit, Hypothesis checks included; a hanging implementation "
+                         "is killed, fails that check, and its remaining checks are not run (default: 60)")
+    group.addoption("--ls-impl-budget", type=float, default=None, metavar="SECONDS",
+                    help="time limit for all of one implementation's calls; its checks after that "
+                         "fail as not run (default: none)")
+    group.addoption("--ls-inprocess", action="store_true",
+                    help="run implementations in the suite's own process, for debugging: a crash "
+                         "or hang then ends or stalls the run (default: off, each implementation "
+                         "runs in a worker process)")
 
 
 def _specs(config) -> list[str]:
@@ -60,13 +75,16 @@ def _specs(config) -> list[str]:
     return specs
 
 
-def _resolve(config) -> tuple[Impl, ...]:
+def _resolve(config, pool) -> tuple[Impl, ...]:
+    """The records under test: the catalog's, and each SPEC's, loaded in its own worker
+    process (or here with --ls-inprocess, pool None)."""
     specs = _specs(config)
     impls = list(catalog.CATALOG) if not specs or config.getoption("ls_builtins") else []
     taken = {impl.name for impl in impls}
     for spec in specs:
         try:
-            impl = loading.load(spec, taken)
+            impl = (loading.load(spec, taken) if pool is None
+                    else loading.load_isolated(spec, pool, taken))
         except (loading.SpecError, ValueError) as exc:
             raise pytest.UsageError(str(exc).splitlines()[0]) from None
         taken.add(impl.name)
@@ -86,14 +104,33 @@ def _cuda_state() -> dict:
     return {"available": True, "reason": None, "devices": devices}
 
 
+def _pool(config):
+    if config.getoption("ls_inprocess"):
+        return None
+    return worker.Pool(limit_s=config.getoption("ls_timeout"),
+                       impl_budget_s=config.getoption("ls_impl_budget"))
+
+
 def pytest_configure(config):
-    config.stash[IMPLS] = _resolve(config)
+    config.stash[POOL] = pool = _pool(config)
+    try:
+        config.stash[IMPLS] = _resolve(config, pool)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
     config.stash[CUDA] = _cuda_state()
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         config.stash[BASELINE] = _baseline(config)
         config.stash[COLLECTOR] = results.Collector(results.environment(
             config, config.stash[IMPLS], config.stash[CUDA], config.getoption("ls_seed")))
         config.pluginmanager.register(_Sink(config), "ls-sink")
+
+
+def pytest_unconfigure(config):
+    pool = config.stash.get(POOL, None)
+    if pool is not None:
+        pool.close()
 
 
 def _baseline(config):
@@ -111,7 +148,13 @@ def _baseline(config):
 def pytest_cmdline_main(config):
     if not config.getoption("ls_list"):
         return None
-    for impl in _resolve(config):
+    pool = _pool(config)
+    try:
+        impls = _resolve(config, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    for impl in impls:
         print(f"{impl.name}: {impl.convention} {impl.form} on {impl.input}, "
               f"reductions {', '.join(impl.reductions)} [{impl.origin}]")
         print(f"    {impl.description}")
@@ -185,6 +228,8 @@ def _repro(item, impl: Impl) -> str:
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection: the stale-defect check sees all
 def pytest_collection_modifyitems(config, items):
     limit = config.getoption("ls_timeout")
+    if not config.getoption("ls_inprocess"):
+        limit += BACKSTOP_S
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "impl" not in callspec.params:
@@ -233,22 +278,44 @@ def ls_context(request, impl, case) -> Context:
     def record(metrics: dict) -> None:
         results.record_metrics(request.node, metrics)
 
-    return Context(impl=impl, case=case, seed=request.config.getoption("ls_seed"),
-                   repro=_repro(request.node, impl), record=record)
+    config = request.config
+    return Context(impl=impl, case=case, seed=config.getoption("ls_seed"),
+                   repro=_repro(request.node, impl), record=record,
+                   pool=config.stash.get(POOL, None), check=request.node.nodeid,
+                   deadline=time.monotonic() + config.getoption("ls_timeout"))
 
 
 class _Sink:
-    """The controller-side receiver of reports (a plugin object, so it sees its config)."""
+    """The controller-side receiver of reports (a plugin object, so it sees its config).
+    The run is complete when every collected test reached its teardown (what actually ran,
+    not the exit status) and it was not interrupted."""
 
     def __init__(self, config):
         self.config = config
+        self.expected: set[str] | None = None
+        self.finished: set[str] = set()
+
+    def pytest_collection_finish(self, session):
+        if not hasattr(self.config, "workerinput") and self.expected is None:
+            self.expected = {item.nodeid for item in session.items}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.expected = set(ids) if self.expected is None else self.expected | set(ids)
 
     def pytest_runtest_logreport(self, report):
         self.config.stash[COLLECTOR].add(report)
+        if report.when == "teardown":
+            self.finished.add(report.nodeid)
 
     def pytest_sessionfinish(self, session, exitstatus):
-        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        self.config.stash[REPORTS] = write_outputs(self.config, complete)
+        stopped = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        complete = not stopped and self.expected is not None and self.expected <= self.finished
+        with _deferred_sigint() as late:  # a Ctrl-C now must not cut the files short
+            self.config.stash[REPORTS] = write_outputs(self.config, complete)
+        if late:
+            self.config.stash[REPORTS].append("(a Ctrl-C arrived while writing: ignored until "
+                                              "both files were written)")
 
     def pytest_terminal_summary(self, terminalreporter):
         paths = self.config.stash.get(REPORTS, None)
@@ -256,6 +323,21 @@ class _Sink:
             terminalreporter.write_sep("-", "label-smoothing suite")
             for path in paths:
                 terminalreporter.write_line(f"ls: wrote {path}")
+
+
+@contextlib.contextmanager
+def _deferred_sigint():
+    """Hold SIGINT while the files are written; yields a list that is non-empty if one came."""
+    came: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    except ValueError:  # not the main thread: nothing to defer
+        yield came
+        return
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_outputs(config, complete: bool) -> list[str]:

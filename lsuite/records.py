@@ -101,6 +101,8 @@ class Impl:
     eps_min_inclusive: bool = True  # case generation: False when eps == eps_min is rejected
     eps_max: float = 1.0  # case generation: largest supported smoothing
     validates_arguments: bool = False  # suites/test_argument_errors.py: rejects eps outside [0, 1] and out-of-range targets
+    rejects_with: tuple[type, ...] = ()  # suites/test_argument_errors.py: exception types
+    # accepted as a rejection besides RuntimeError, IndexError, ValueError (e.g. AssertionError)
     mutates_input: bool = False  # runner: passes a clone of the logits instead of failing the check
     known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
 

@@ -13,9 +13,15 @@ import sys
 import torch
 
 from .cases import Case, make_inputs
-from .runner import Context, Feed, build, call, tensors
+from .runner import CheckFailed, Context, Feed, build, call, tensors
 
 ISOLATED_TIMEOUT_S = 120  # a fresh interpreter importing torch and initialising CUDA
+# What counts as a rejection: the exception types nn.CrossEntropyLoss raises for these
+# arguments (ValueError for label_smoothing, IndexError/RuntimeError for targets on CPU,
+# RuntimeError for a device-side assert). Anything else (a RecursionError, a TypeError from
+# a bug) is not a rejection; a record that rejects otherwise names its types in
+# `Impl.rejects_with`.
+REJECTIONS = (RuntimeError, IndexError, ValueError)
 
 
 def bad_target_value(case: Case, which: str) -> int:
@@ -23,7 +29,15 @@ def bad_target_value(case: Case, which: str) -> int:
 
 
 def attempt(ctx: Context, *, eps: float | None = None, target: str | None = None) -> str | None:
-    """Run the implementation with one bad argument: None if it raised, else what it returned."""
+    """`attempt_local` in the implementation's worker process when the check has one."""
+    if ctx.pool is not None:
+        return ctx.pool.call(ctx, "attempt", eps, target)
+    return attempt_local(ctx, eps, target)
+
+
+def attempt_local(ctx: Context, eps: float | None = None, target: str | None = None) -> str | None:
+    """Run the implementation with one bad argument: None if it rejected it with one of the
+    accepted exception types, else what it did ("returned ...", "raised ...")."""
     case = ctx.case if eps is None else ctx.case.replace(eps=eps)
     inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
     logits, good_target, weight = tensors(ctx, Feed(inputs.logits, inputs.target, inputs.weight))
@@ -35,9 +49,14 @@ def attempt(ctx: Context, *, eps: float | None = None, target: str | None = None
         out = call(bad_ctx, build(bad_ctx, weight), logits, good_target)
         if isinstance(out, torch.Tensor) and out.device.type == "cuda":
             torch.cuda.synchronize()  # a device-side assert surfaces here
-    except Exception:  # noqa: BLE001 - any raise is the expected rejection
-        return None
-    return repr(out.detach().cpu() if isinstance(out, torch.Tensor) else out)
+    except Exception as exc:  # noqa: BLE001 - judged by its type just below
+        raised = exc.__cause__ if isinstance(exc, CheckFailed) and exc.__cause__ else exc
+        accepted = REJECTIONS + tuple(ctx.impl.rejects_with)
+        if isinstance(raised, accepted):
+            return None
+        return (f"raised {type(raised).__name__}: {str(raised)[:200]} (a rejection is one of "
+                f"{', '.join(t.__name__ for t in accepted)})")
+    return "returned " + repr(out.detach().cpu() if isinstance(out, torch.Tensor) else out)
 
 
 def attempt_isolated(ctx: Context, target: str) -> str | None:
@@ -60,5 +79,5 @@ def expect_rejection(ctx: Context, *, eps: float | None = None, target: str | No
     if returned is not None:
         what = (f"label_smoothing={eps}" if eps is not None
                 else f"a target of {bad_target_value(ctx.case, target)} with K={ctx.case.K}")
-        raise ctx.fail(f"accepted {what} and returned {returned}, but should raise "
-                       "as nn.CrossEntropyLoss does")
+        raise ctx.fail(f"given {what} it {returned}, but should raise as nn.CrossEntropyLoss "
+                       "does")

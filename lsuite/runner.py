@@ -1,5 +1,9 @@
 """The one way the suite runs an implementation under test.
 
+`run` sends the call to the implementation's worker process (lsuite/worker.py) when the
+check has one, so a crash, hang or global-state change there costs only that call;
+`run_local` is what the worker (or an --ls-inprocess run) executes.
+
 `run(ctx, feed)` builds the implementation for the check's case, turns NumPy inputs into
 tensors, calls it, checks what came back (a tensor of the expected shape that depends on
 the logits, no input changed in place) and takes the gradient with respect to the logits.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +28,12 @@ from .records import BuildConfig, Impl
 
 
 class CheckFailed(AssertionError):
-    """A failed check: the implementation misbehaved or disagreed with what it claims."""
+    """A failed check: the implementation misbehaved or disagreed with what it claims.
+    `what` is the finding alone, without the claim and repro that Context.fail adds."""
+
+    def __init__(self, message: str, what: str | None = None):
+        super().__init__(message)
+        self.what = message if what is None else what
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,9 @@ class Context:
     record: Callable[[dict], None] = lambda metrics: None  # receives the measured metrics
     detail: str | Callable[[], str] = ""  # appended to failure messages before the repro
     # (e.g. the drawn inputs as literals; a callable is only evaluated when a check fails)
+    pool: Any = None  # lsuite.worker.Pool: run the implementation there; None: in this process
+    deadline: float | None = None  # time.monotonic() by which the whole check must end
+    check: str = ""  # the check's node id, for "not run: it hung in <check>"
 
     def fail(self, what: str) -> CheckFailed:
         impl, case = self.impl, self.case
@@ -46,7 +59,7 @@ class Context:
         detail = self.detail() if callable(self.detail) else self.detail
         detail = f"\n{detail}" if detail else ""
         tail = f"\nrepro: {self.repro}" if self.repro else ""
-        return CheckFailed(f"{what} {claim}{detail}{tail}")
+        return CheckFailed(f"{what} {claim}{detail}{tail}", what)
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,14 @@ def _check_unchanged(ctx: Context, saved: dict, now: dict, when: str) -> None:
 
 
 def run(ctx: Context, feed: Feed) -> Outcome:
+    """`run_local` in the implementation's own process (ctx.pool, lsuite/worker.py), or in
+    this one when the check runs in-process (--ls-inprocess, or a context without a pool)."""
+    if ctx.pool is not None:
+        return ctx.pool.call(ctx, "run", feed)
+    return run_local(ctx, feed)
+
+
+def run_local(ctx: Context, feed: Feed) -> Outcome:
     """Build, call, check the output and the inputs, backpropagate; see the module docstring."""
     leaf, target, weight = tensors(ctx, feed)
     now = {"logits": leaf.detach(), "target": target, "weight": weight}
