@@ -20,7 +20,7 @@ from .records import DEVICES, DTYPES, REDUCTIONS, Impl
 
 LAYOUTS = ("2d", "nd", "unbatched")
 IGNORES = ("none", "negative", "in_range", "all")
-WEIGHTS = ("none", "random", "zeros")
+WEIGHTS = ("none", "random", "zeros", "zero_total")  # zero_total: every target's class weighs 0
 TARGETS = ("index", "probs")
 
 NEGATIVE_IGNORE = -100  # PyTorch's default ignore_index
@@ -106,6 +106,9 @@ def supports(impl: Impl, case: Case) -> str | None:
         return "in-range ignore_index needs K > 1"
     if case.K < 2 and impl.convention in ("exclusive", "padding_excluded") and case.eps > 0:
         return "K = 1 with eps > 0: there is no other class to smooth onto"
+    if impl.convention == "padding_excluded" and case.eps > 0 and case.K <= 2 \
+            and _padding_column(impl, case) is not None:
+        return "K <= 2 with a padding column and eps > 0: no class is left for the smoothing mass"
     return None
 
 
@@ -153,11 +156,18 @@ def shapes(case: Case) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (case.N, case.K), (case.N,)
 
 
+def _padding_column(impl: Impl, case: Case) -> int | None:
+    """The class the padding_excluded convention gives no mass (the in-range ignore_index of
+    a record whose padding column is its ignore_index), or None."""
+    ignore_index = case.effective_ignore_index(impl)
+    if impl.pad_index_is_ignore_index and ignore_index is not None and 0 <= ignore_index < case.K:
+        return ignore_index
+    return None
+
+
 def spec_for(impl: Impl, case: Case) -> reference.Spec:
     ignore_index = case.effective_ignore_index(impl)
-    pad = None
-    if impl.pad_index_is_ignore_index and ignore_index is not None and 0 <= ignore_index < case.K:
-        pad = ignore_index
+    pad = _padding_column(impl, case)
     return reference.Spec(
         convention=impl.convention, form=impl.form, eps=case.eps, reduction=case.reduction,
         ignore_index=ignore_index if case.targets == "index" else None, pad_index=pad,
@@ -190,6 +200,11 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
         if case.weight == "zeros":  # a third of the classes, the first one always
             weight[rng.random(case.K) < 1 / 3] = 0.0
             weight[0] = 0.0
+        elif case.weight == "zero_total":  # Σ w_y = 0 while the smoothing term is not 0
+            targets = np.asarray(target).reshape(-1)
+            weight[targets[(targets >= 0) & (targets < case.K)]] = 0.0
+            if not weight.any():
+                weight[:] = 0.0  # K = 1: nothing else to weigh; the mean is 0/0 anyway
         weight = round_to(weight, case.dtype)
     cotangent = None
     if case.reduction == "none":

@@ -158,6 +158,9 @@ FLOAT32_TARGET = "the target is built in float32 (torch.full / .float()), so flo
 FLOAT32_TARGET_SCOPE = dict(kinds=("reference",), checks=(
     "gradient_vanishes_at_the_log_target", "implied_target_distribution_sums_to_one"))
 PROMOTES = "the float32 target promotes the loss: bfloat16/float16 logits give a float32 loss"
+SINGLE_CLASS = KnownDefect(
+    "K = 1: the hand-built target divides eps by num_classes - 1 (ZeroDivisionError) even at "
+    "eps = 0, where the loss is well defined (0, with zero gradient)", when=when.K == 1)
 VOCAB_TWO = KnownDefect(
     "V = 2 leaves no class to smooth over: label_smoothing / (tgt_vocab_size - 2) raises "
     "ZeroDivisionError", when=when.K == 2)
@@ -208,7 +211,7 @@ CATALOG: tuple[Impl, ...] = (
         description="CrossEntropyLoss on hand-built exclusive targets (seed 000's quiz answer)",
         build=lambda cfg: ExclusiveQuizCE(cfg.eps, cfg.reduction),
         convention="exclusive", form="ce", default_ignore_index=None,
-        ignore_index=False, weights=False, nd=False, known_defects=(FLOAT16_OVERFLOW,),
+        ignore_index=False, weights=False, nd=False, known_defects=(FLOAT16_OVERFLOW, SINGLE_CLASS),
     ),
     Impl(
         name="seed001_kldiv",

@@ -11,9 +11,11 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from reports.analysis import verdict_of
 from reports.files import write_atomic
 
 from .machine import cpu_model
@@ -39,6 +41,41 @@ def _plain(value):
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+DIVERGENCE = "ls_divergence"  # user_properties key holding a divergence's message
+FAILURES = "ls_failures"  # user_properties key: every distinct failure Hypothesis found
+SUITE_ERROR = "ls_suite_error"  # user_properties key: the check failed by the suite's own error
+MESSAGE_CHARS = 20_000  # a message longer than this is cut, and the cut is said
+
+
+def safe_text(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """Text any JSON or HTML writer accepts: lone surrogates escaped, cut to `limit`."""
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        text = text[:limit] + f"\n[... cut: {len(text) - limit} more characters]"
+    return text
+
+
+def record_suite_error(node, message: str) -> None:
+    node.user_properties.append((SUITE_ERROR, safe_text(message)))
+
+
+def record_failures(node, messages: list[str]) -> None:
+    """Keep each distinct failure of a check (Hypothesis reports several as one group)."""
+    node.user_properties.append((FAILURES, [safe_text(m, MESSAGE_CHARS // 4) for m in messages]))
+
+
+def _all_failures(messages) -> str:
+    if not messages:
+        return ""
+    n = len(messages)
+    return "\n\n".join(f"[failure {i} of {n}] {m}" for i, m in enumerate(messages, 1))
+
+
+def record_divergence(node, message: str) -> None:
+    """Mark a check that passed the gate as a divergence (lsuite/severity.py)."""
+    node.user_properties.append((DIVERGENCE, message))
 
 
 def record_metrics(node, metrics: dict) -> None:
@@ -102,13 +139,28 @@ class Collector:
             "duration_s": 0.0,
         })
         entry["duration_s"] += float(getattr(report, "duration", 0.0))
-        for key, metrics in getattr(report, "user_properties", ()):
+        divergence, failures, suite_error = None, None, None
+        for key, value in getattr(report, "user_properties", ()):
             if key == METRICS:
-                entry["metrics"].update(metrics)
+                entry["metrics"].update(value)
+            elif key == DIVERGENCE:
+                divergence = value
+            elif key == FAILURES:
+                failures = value
+            elif key == SUITE_ERROR:
+                suite_error = value
+        if outcome == "passed" and divergence is not None and report.when == "call":
+            outcome = "divergence"
+        if outcome == "failed" and suite_error is not None:
+            outcome, failures = "suite_error", [suite_error]
         if outcome is not None and (entry["outcome"] in (None, "passed") or outcome == "error"):
             entry["outcome"] = outcome
-            if outcome != "passed":
-                entry["message"] = message_of(report)
+            if outcome == "divergence":
+                entry["message"] = safe_text(divergence)
+            elif outcome == "suite_error":
+                entry["message"] = suite_error
+            elif outcome != "passed":
+                entry["message"] = safe_text(_all_failures(failures) or message_of(report))
 
     def payload(self, complete: bool) -> dict:
         env = dict(self.environment)
@@ -117,8 +169,18 @@ class Collector:
         env["duration_s"] = round(finished - self.started, 3)
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
-                "checks": checks, "benchmarks": self.benchmarks,
+                "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate}
+
+
+def verdicts(checks: list[dict]) -> dict[str, str]:
+    """Each implementation's verdict in the report's wording (reports.analysis.verdict_of);
+    equivalence checks compare conventions and count for no implementation."""
+    counts: dict[str, Counter] = {}
+    for check in checks:
+        if check.get("kind") != "equivalence":
+            counts.setdefault(check["impl"], Counter())[check["outcome"]] += 1
+    return {impl: verdict_of(c) for impl, c in counts.items()}
 
 
 def write_json(payload: dict, path: Path) -> None:

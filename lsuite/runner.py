@@ -27,6 +27,13 @@ from .cases import Case
 from .records import BuildConfig, Impl
 
 
+def clean_text(text: str) -> str:
+    """Text safe for a terminal, JSON and HTML: control characters (ANSI escapes, NUL, ...)
+    and lone surrogates written as escapes; newlines and tabs kept."""
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 class CheckFailed(AssertionError):
     """A failed check: the implementation misbehaved or disagreed with what it claims.
     `what` is the finding alone, without the claim and repro that Context.fail adds."""
@@ -51,7 +58,8 @@ class Context:
     deadline: float | None = None  # time.monotonic() by which the whole check must end
     check: str = ""  # the check's node id, for "not run: it hung in <check>"
 
-    def fail(self, what: str) -> CheckFailed:
+    def fail(self, what: str, kind: type[CheckFailed] | None = None) -> CheckFailed:
+        """The failure to raise: `what` with the claim, the detail and the repro line."""
         impl, case = self.impl, self.case
         claim = (f"[{impl.name}: {impl.convention} {impl.form}, {case.device} {case.dtype} "
                  f"reduction={case.reduction} eps={case.eps} K={case.K} layout={case.layout} "
@@ -59,7 +67,8 @@ class Context:
         detail = self.detail() if callable(self.detail) else self.detail
         detail = f"\n{detail}" if detail else ""
         tail = f"\nrepro: {self.repro}" if self.repro else ""
-        return CheckFailed(f"{what} {claim}{detail}{tail}", what)
+        what = clean_text(what)
+        return (kind or CheckFailed)(f"{what} {claim}{detail}{tail}", what)
 
 
 @dataclass(frozen=True)

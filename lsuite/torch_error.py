@@ -39,8 +39,19 @@ def _target_rows(inputs: Inputs, num_classes: int) -> tuple[np.ndarray, np.ndarr
     return rows, kept
 
 
-def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[float, float]:
-    """(max abs value error, max abs gradient error) of PyTorch's own arithmetic in dtype."""
+def _logits_layout(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of reference.rows_last: (R, K) rows back to the logits' layout."""
+    if len(shape) == 1:
+        return rows[0]
+    if len(shape) == 2:
+        return rows
+    n, k, *spatial = shape
+    return np.moveaxis(rows.reshape(n, *spatial, k), -1, 1)
+
+
+def pytorch_outputs(inputs: Inputs, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's own (value, gradient w.r.t. the logits) in dtype, as float64 arrays laid out
+    like the reference's (and the implementation's) outputs."""
     logits, spec = inputs.logits, inputs.spec
     num_classes = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
     rows, kept = _target_rows(inputs, num_classes)
@@ -51,23 +62,29 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
         per = F.binary_cross_entropy_with_logits(
             z, torch.tensor(rows, dtype=tdtype), weight=torch.tensor(weight, dtype=tdtype),
             reduction="none")
-        flat = reference.rows_last
     else:
         per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
         if spec.form == "kl":
             per = per + torch.tensor(_weighted_neg_entropy(rows, weight), dtype=tdtype)
         per = per * torch.tensor(kept, dtype=tdtype)
-
-        def flat(array):
-            return np.asarray(array).reshape(-1)
     if inputs.cotangent is not None:
-        value, value_ref = per.detach().double().numpy(), flat(value_ref)
-        (per * torch.tensor(flat(inputs.cotangent), dtype=tdtype)).sum().backward()
+        cotangent = inputs.cotangent.reshape(-1) if spec.form != "bce" else \
+            reference.rows_last(inputs.cotangent)
+        (per * torch.tensor(cotangent, dtype=tdtype)).sum().backward()
+        value = per.detach().double().numpy()
+        value = (_logits_layout(value, logits.shape) if spec.form == "bce"
+                 else value.reshape(inputs.cotangent.shape))
     else:
         total = per.sum() / reference.denominator(logits, inputs.target, spec, weight=inputs.weight)
         total.backward()
         value = total.detach().double().numpy()
-    return _max_abs(value, value_ref), _max_abs(z.grad.double().numpy(), reference.rows_last(grad_ref))
+    return value, _logits_layout(z.grad.double().numpy(), logits.shape)
+
+
+def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[float, float]:
+    """(max abs value error, max abs gradient error) of PyTorch's own arithmetic in dtype."""
+    value, grad = pytorch_outputs(inputs, dtype)
+    return _max_abs(value, value_ref), _max_abs(grad, grad_ref)
 
 
 def _weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:

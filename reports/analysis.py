@@ -15,9 +15,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-OUTCOMES = ("passed", "failed", "error", "xpassed", "xfailed", "skipped")
-BAD = frozenset({"failed", "error", "xpassed"})  # any of these: "does not conform"
-MEASURED = frozenset({"passed", "failed", "error", "xpassed", "xfailed"})
+# suite_error: the suite's own failure on that check (inputs, reference); it fails the run
+# but counts against no implementation's verdict (listed under Findings).
+OUTCOMES = ("passed", "divergence", "failed", "error", "xpassed", "xfailed", "skipped",
+            "suite_error")
+BAD = frozenset({"failed", "error", "xpassed"})  # any of these: the verdict is "fails"
+MEASURED = frozenset({"passed", "divergence", "failed", "error", "xpassed", "xfailed"})
 
 # Orders for the matrix columns; values not listed follow in first-seen order.
 REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
@@ -142,11 +145,31 @@ class ImplView:
 
     @property
     def verdict(self) -> str:
-        if self.failing:
-            return "does not conform"
-        if self.counts["passed"] or self.counts["xfailed"]:
-            return "conforms"
+        return verdict_of(self.counts)
+
+    @property
+    def verdict_class(self) -> str:
+        """The verdict's colour: conforms (green), except (amber), fails (red), not-checked."""
+        return verdict_class(self.verdict)
+
+
+def verdict_of(counts) -> str:
+    """The one wording of a verdict (report, terminal summary, results.json): "fails" with
+    any error, failure or xpassed known defect; "conforms except N known defects / M
+    divergences" when only those stand between it and "conforms"; "not checked" when no
+    check measured it."""
+    if sum(counts.get(o, 0) for o in BAD):
+        return "fails"
+    if not sum(counts.get(o, 0) for o in MEASURED):
         return "not checked"
+    known, divergences = counts.get("xfailed", 0), counts.get("divergence", 0)
+    parts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
+             ((known, "known defect"), (divergences, "divergence")) if n]
+    return "conforms except " + " / ".join(parts) if parts else "conforms"
+
+
+def verdict_class(verdict: str) -> str:
+    return "except" if verdict.startswith("conforms except") else verdict.replace(" ", "-")
 
 
 def impl_views(results: dict) -> list[ImplView]:
@@ -267,9 +290,11 @@ def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
     if bad:
         failing = [c for c in checks if outcome_of(c) in BAD]
         return Cell("fail", "fail", f"{bad}/{ran}", _reasons(failing), dict(counts))
-    if counts["xfailed"]:
-        known = [c for c in checks if outcome_of(c) == "xfailed"]
-        return Cell("known", "known defect", f"{counts['xfailed']}/{ran}", _reasons(known), dict(counts))
+    if counts["xfailed"] or counts["divergence"]:
+        known = [c for c in checks if outcome_of(c) in ("xfailed", "divergence")]
+        label = "known defect" if counts["xfailed"] else "divergence"
+        n = counts["xfailed"] + counts["divergence"]
+        return Cell("known", label, f"{n}/{ran}", _reasons(known), dict(counts))
     if counts["passed"]:
         title = f"{counts['passed']} passed{skip_note}" + (f"\n{_reasons(skipped)}" if skipped else "")
         return Cell("pass", "pass", f"{counts['passed']}", title, dict(counts))

@@ -165,6 +165,8 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "equivalences": findings.equivalence_checks(results),
         "failures": findings.findings(results, analysis.BAD),
         "known": findings.findings(results, frozenset({"xfailed"})),
+        "divergences": findings.findings(results, frozenset({"divergence"})),
+        "suite_errors": findings.findings(results, frozenset({"suite_error"})),
         "skips": findings.skip_reasons(results),
         "bench_rows": bench_rows, "bench_chart": bench_chart,
         "regression": compare.compare(baseline, results) if baseline is not None else None,

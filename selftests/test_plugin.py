@@ -127,9 +127,12 @@ def test_hanging_implementation_fails_its_checks_and_the_run_goes_on(pytester):
     result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:Hangs",
                                 "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "--ls-timeout=1",
                                 "-k", "every_dtype and (Hangs-cpu-float32 or LabelSmoothedCE)")
-    hung = outcomes(payload, "Hangs")
+    hung = sorted(outcomes(payload, "Hangs").values(), key=lambda c: c["nodeid"])
     assert result.ret == 1
-    assert hung and all(c["outcome"] == "failed" and "Timeout" in c["message"] for c in hung.values())
+    assert hung and all(c["outcome"] == "failed" for c in hung)
+    timed_out = [c for c in hung if "Timeout" in c["message"]]
+    assert len(timed_out) == 1, "the first hang is killed at the limit; the rest are not run"
+    assert all("not run: it hung in" in c["message"] for c in hung if c not in timed_out)
     assert any(c["outcome"] == "passed" for c in outcomes(payload, "LabelSmoothedCE").values())
 
 
@@ -191,16 +194,6 @@ def test_results_and_report_are_world_readable_and_record_kinds_and_examples(pyt
     assert impls["LabelSmoothedCE"]["q"] == pytest.approx([0.02, 0.92, 0.02, 0.02, 0.02])
     assert impls["seed000_quiz_exclusive"]["q"] == pytest.approx([0.025, 0.9, 0.025, 0.025, 0.025])
     assert impls["seed002_forum_kl"]["error"] is None
-
-
-def test_interrupted_run_leaves_results_and_a_report_marked_incomplete(pytester):
-    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:InterruptsTheRun",
-                                "-k", "every_dtype")
-    html = (pytester.path / "out" / "report.html").read_text()
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert payload["complete"] is False
-    assert any(c["outcome"] == "passed" for c in payload["checks"]), "measured checks were lost"
-    assert "Incomplete run" in html
 
 
 def test_markup_in_an_implementations_exception_is_shown_as_text(pytester):

@@ -45,3 +45,17 @@ def test_smoothing_at_its_edges(ls_context):
 @pytest.mark.ls_cases(weight=("zeros",), ignore=("none", "negative"), reduction=REDUCTIONS)
 def test_zero_class_weights(ls_context):
     check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(weight=("zero_total",), reduction=REDUCTIONS)
+def test_zero_total_target_weight(ls_context):
+    """Σ w_y = 0 while the smoothing term is not: a mean of 0/0 or x/0 (NaN vs inf is a
+    convention there: lsuite/severity.py)."""
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(K=(1,), eps=(0.0,), reduction=REDUCTIONS)
+def test_a_single_class_without_smoothing(ls_context):
+    """K = 1 at eps = 0 is well defined for every convention (loss 0, gradient 0), also for
+    those that divide eps by K - 1."""
+    check_against_reference(ls_context)

@@ -303,21 +303,6 @@ class HardCodedPadZero(TargetDistributionCE):
         return q / q.sum(-1, keepdim=True), keep, safe
 
 
-class InterruptsTheRun(TargetDistributionCE):
-    """Presses Ctrl-C (SIGINT to its own process) on its third call: an interrupted run."""
-
-    calls = 0
-
-    def forward(self, input, target):
-        type(self).calls += 1
-        if type(self).calls == 3:
-            import os
-            import signal
-
-            os.kill(os.getpid(), signal.SIGINT)
-        return super().forward(input, target)
-
-
 class RaisesMarkup(TargetDistributionCE):
     """Its exception message is markup: the report must show it as text."""
 
