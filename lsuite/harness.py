@@ -60,8 +60,8 @@ def check_against_reference(ctx: Context) -> dict:
                         f"{what}_budget": budget.allowed, f"baseline_{what}_abs_err": base_err,
                         f"attainable_{what}_abs_err": allowed})
         problems.append(assertions.problem(what, actual, expected, budget, diff))
-    true_class = _true_class_entries(inputs, out.grad, ref.grad, att, base)
-    if true_class is not None:
+    true_class = None if att is None else _true_class_entries(inputs, out.grad, ref.grad, att, base)
+    if true_class is not None:  # low precision only: in float32/64 it measures rounding noise
         metrics.update(true_class.metrics())
     ctx.record(metrics)
     problems = [p for p in problems if p]
