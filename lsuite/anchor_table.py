@@ -19,8 +19,8 @@ import torch.nn.functional as F
 import reference
 
 from .attainable import attainable, true_classes
-from .catalog import by_name
 from .cases import Case, make_inputs
+from .catalog import by_name
 from .tolerances import ATTAINABLE_FACTOR
 from .torch_error import pytorch_result
 
