@@ -44,6 +44,8 @@ class Case:
     weight: str = "none"
     targets: str = "index"
     logits: str = "ordinary"  # the logit kind (lsuite/adversarial.py)
+    # 1 - p(true class) of every row of a `confident` case (lsuite/adversarial.py)
+    miss: float = CONFIDENT_MISSES[-1]
 
     def __post_init__(self) -> None:
         """A typo must not silently become an ordinary case. eps is any finite number: the
@@ -58,6 +60,8 @@ class Case:
                 bad.append(f"{name}={value!r} must be an int >= {low}")
         if not isinstance(self.eps, int | float) or not np.isfinite(self.eps):
             bad.append(f"eps={self.eps!r} must be a finite number")
+        if isinstance(self.miss, bool) or not isinstance(self.miss, int | float) or not 0 < self.miss < 1:
+            bad.append(f"miss={self.miss!r} must be a number in (0, 1)")
         if bad:
             raise ValueError("Case: " + "; ".join(bad))
 
@@ -144,6 +148,8 @@ def case_seed(case: Case, run_seed: int) -> int:
     """A stable per-case seed: the same case always draws the same inputs."""
     fields = case.params()
     fields.pop("device")  # cpu and cuda see identical inputs
+    if fields["miss"] == Case.miss:  # added later: the cases before it keep their inputs
+        fields.pop("miss")
     return zlib.crc32(repr(sorted(fields.items())).encode()) ^ run_seed
 
 
@@ -217,7 +223,8 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
 
 def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np.ndarray:
     """The case's logit kind applied to ordinary logits (lsuite/adversarial.py), with the
-    fixed parameters of a case: the most confident miss, the full magnitude, a seeded mask."""
+    fixed parameters of a case: its miss (the most confident one unless the case names
+    another), the full magnitude, a seeded mask."""
     if case.logits == "ordinary":
         return logits
     class_axis = 0 if logits.ndim == 1 else 1
@@ -229,7 +236,7 @@ def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np
         is_target = np.moveaxis(target, class_axis, -1) == np.max(target, axis=class_axis)[..., None]
     mask = rng.random(rows.shape) < MASKED_SHARE if case.logits == "masked" else None
     unit = rows / LOGIT_SCALE if case.logits == "extreme" else rows
-    shaped = adversarial_logits(case.logits, unit, is_target, miss=CONFIDENT_MISSES[-1], mask=mask)
+    shaped = adversarial_logits(case.logits, unit, is_target, miss=case.miss, mask=mask)
     return np.moveaxis(shaped, -1, class_axis)
 
 

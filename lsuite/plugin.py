@@ -181,7 +181,7 @@ def _case_id(impl: Impl, case: Case, axes: dict) -> str:
     parts = [impl.name, case.device]
     for axis in axes:
         value = getattr(case, axis)
-        parts.append(f"{axis}{value}" if axis in ("eps", "K", "N") else
+        parts.append(f"{axis}{value}" if axis in ("eps", "K", "N", "miss") else
                      f"{axis}-{value}" if axis in ("ignore", "weight", "targets") else str(value))
     return "-".join(parts)
 

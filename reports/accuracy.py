@@ -1,6 +1,8 @@
 """The accuracy table: worst value and gradient error per implementation x dtype, its
-ratio to PyTorch's own error on the same inputs and the share of the budget used; and
-the error-against-K series for the chart.
+ratio to what a careful float32 kernel attains ("x attainable", the low-precision anchor)
+and to PyTorch's own error on this device ("x PyTorch"), the worst true-class gradient
+entry, and the share of the budget used; and the error-against-K series for the chart.
+Files written before these metrics existed render them as "—".
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class AccuracyRow:
     value_ratio: float | None  # worst value error / PyTorch's own value error, same inputs
     grad_ratio: float | None
     budget_used: float | None  # worst error / its budget over value and gradient
+    value_attainable: float | None = None  # worst value error / attainable (bf16, fp16)
+    grad_attainable: float | None = None
+    true_grad_rel: float | None = None  # worst true-class gradient entry, relative
+    true_grad_baseline_rel: float | None = None  # PyTorch's, on the same checks
+    true_grad_attainable: float | None = None  # worst true-class error / its attainable error
 
 
 def _argworst(pairs: list[tuple[float | None, str]]) -> tuple[float | None, str]:
@@ -73,11 +80,20 @@ def accuracy(results: dict) -> list[AccuracyRow]:
                         num(metrics_of(c).get("baseline_value_abs_err"))) for c in checks),
             worst(ratio(num(metrics_of(c).get("grad_max_abs_err")),
                         num(metrics_of(c).get("baseline_grad_abs_err"))) for c in checks),
-            worst(used)))
+            worst(used),
+            _worst_ratio(checks, "value_max_abs_err", "attainable_value_abs_err"),
+            _worst_ratio(checks, "grad_max_abs_err", "attainable_grad_abs_err"),
+            worst(num(metrics_of(c).get("true_grad_max_rel_err")) for c in checks),
+            worst(num(metrics_of(c).get("baseline_true_grad_rel_err")) for c in checks),
+            worst(num(metrics_of(c).get("true_grad_attainable_ratio")) for c in checks)))
     order = {d: i for i, d in enumerate(DTYPE_ORDER)}
     impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
     rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
     return rows
+
+
+def _worst_ratio(checks: list[dict], err: str, anchor: str) -> float | None:
+    return worst(ratio(num(metrics_of(c).get(err)), num(metrics_of(c).get(anchor))) for c in checks)
 
 
 def error_vs_k(results: dict, metric: str) -> dict[tuple[str, str], dict[float, float]]:

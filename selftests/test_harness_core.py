@@ -53,9 +53,13 @@ def test_empty_arrays_compare_equal():
 
 
 def test_tolerance_budget_says_which_bound_decided():
-    assert "PyTorch's own error" in tolerances.budget("bfloat16", 1.0, 1.0).how
-    assert tolerances.budget("bfloat16", 1.0, 1e-9).how.startswith("floor")
-    assert tolerances.budget("float64", 1.0, 1.0).allowed == pytest.approx(1e-10 + 1e-12)
+    assert tolerances.budget("bfloat16", 1.0, 2.1e-5).how == "3 x attainable 2.1e-05"
+    assert tolerances.budget("float16", 1.0, 1e-6).allowed == pytest.approx(3e-6)
+    assert tolerances.budget("float32", 1.0).how.startswith("floor")
+    assert tolerances.budget("float32", 1.0, baseline=1.0).how == "4 x PyTorch's own error 1"
+    assert tolerances.budget("float64", 1.0).allowed == pytest.approx(1e-10 + 1e-12)
+    with pytest.raises(ValueError, match="attainable"):
+        tolerances.budget("bfloat16", 1.0)
 
 
 # ------------------------------------------------------------------ the one runner

@@ -35,20 +35,34 @@ def failed_checks(payload, impl):
     return {c["check"] for c in outcomes(payload, impl).values() if c["outcome"] in ("failed", "error")}
 
 
-CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS}  # written independently
+CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS,  # written independently
+           "Float32RoundOnceCE": DROPINS}  # the careful kernel low-precision budgets anchor to
+
+
+# Both compute in the input dtype with torch's CPU kernels, which round softmax to
+# bfloat16/float16 before subtracting the target: on the confident rows they show what the
+# catalog declares for nn.CrossEntropyLoss (lsuite/catalog.py, TORCH_CPU_ROUNDS_SOFTMAX), a
+# divergence of PyTorch on this CPU, not of the drop-ins' convention.
+TORCH_BACKED = {"LabelSmoothedCE", "TargetDistributionCE"}
+CONFIDENT_ROWS = "confident_rows_keep_the_true_class_gradient"
 
 
 def test_correct_drop_ins_pass_every_check(pytester):
     args = [arg for name, path in CORRECT.items() for arg in ("--ls-impl", f"{path}:{name}")]
     result, payload = run_suite(pytester, *args)
-    assert result.ret == 0, result.stdout.str()[-3000:]
     for name in CORRECT:
         checks = list(outcomes(payload, name).values())
         passed = [c for c in checks if c["outcome"] == "passed"]
         assert len(passed) >= 100, f"{name}: only {len(passed)} checks passed: too little checked"
-        assert {c["outcome"] for c in checks} <= {"passed", "skipped"}
+        failed = [c for c in checks if c["outcome"] not in ("passed", "skipped")]
+        if name in TORCH_BACKED:  # only the confident rows, in half precision, over budget
+            assert all(c["check"] == CONFIDENT_ROWS and c["params"]["dtype"] in ("bfloat16", "float16")
+                       and "x attainable" in c["message"] for c in failed), [c["nodeid"] for c in failed]
+        else:
+            assert not failed, [c["nodeid"] for c in failed]
         assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed
                    if c["check"].startswith("value_and_gradient"))
+    assert result.ret in (0, 1), result.stdout.str()[-3000:]
 
 
 RECORDS = ROOT / "selftests" / "impls" / "records.py"
@@ -81,6 +95,7 @@ CAUGHT_BY = {
     "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
     "KLDivFedLogits": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "KLDivMeanNotBatchmean": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
+    "RoundsSoftmaxBeforeSubtracting": ("confident_rows_keep_the_true_class_gradient", "x attainable"),
 }
 RECORD_MUTANTS = {"KLDivFedLogits", "KLDivMeanNotBatchmean"}
 

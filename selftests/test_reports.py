@@ -269,9 +269,23 @@ def test_accuracy_table_shows_worst_error_and_ratio_to_pytorch(page):
     _, tree = page
     row = tree.find("table", id="accuracy-table").find("tr", data_impl="bad_kernel", data_dtype="bfloat16")
     cells = [td.text() for td in row.find_all("td")]
-    assert cells[2] == "1.00e-02" and cells[3] == "10×"  # worst value error 1e-2 vs torch's 1e-3
-    assert cells[4] == "4.00e-03" and cells[5] == "4×"
+    assert cells[2] == "1.00e-02" and cells[4] == "10×"  # worst value error 1e-2 vs torch's 1e-3
+    assert cells[5] == "4.00e-03" and cells[7] == "4×"
+    assert cells[3] == cells[6] == cells[10] == "—"  # a file without attainable_* metrics still renders
     assert tree.find("figure", id="error-chart").find_all("svg")
+
+
+def test_accuracy_table_shows_ratios_to_the_attainable_error_and_the_true_class_entry(tmp_path):
+    results = make_results()
+    metrics = {**errs(6e-3, 2e-4, 6e-3, 2e-4), "attainable_value_abs_err": 2e-3, "attainable_grad_abs_err": 1e-6,
+               "true_grad_max_rel_err": 1.0, "baseline_true_grad_rel_err": 1.0,
+               "attainable_true_grad_rel_err": 0.0058, "true_grad_attainable_ratio": 178.0}
+    results["checks"].append(check("good_ce", "xfailed", name="confident_rows", dtype="float16", metrics=metrics))
+    _, tree = render(tmp_path, results)
+    row = tree.find("table", id="accuracy-table").find("tr", data_impl="good_ce", data_dtype="float16")
+    cells = [td.text() for td in row.find_all("td")]
+    assert cells[3] == "3×" and cells[4] == "1×" and cells[6] == "200×" and cells[7] == "1×"
+    assert cells[8] == cells[9] == "1.00e+00" and cells[10] == "178×"
 
 
 def test_conventions_show_the_worked_example_distributions(page):

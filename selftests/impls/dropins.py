@@ -308,3 +308,54 @@ class RaisesMarkup(TargetDistributionCE):
 
     def forward(self, input, target):
         raise RuntimeError("<script>alert('ls')</script>")
+
+
+class _ComputesInFloat32(TargetDistributionCE):
+    """Half-precision logits computed in float32 and rounded once at the end (float32 and
+    float64 as they come): the careful kernel the low-precision budgets are anchored to."""
+
+    def forward(self, input, target):
+        if input.dtype not in (torch.bfloat16, torch.float16):
+            return super().forward(input, target)
+        saved = self.weight
+        self.weight = None if saved is None else saved.float()
+        try:
+            return super().forward(input.float(), target).to(input.dtype)
+        finally:
+            self.weight = saved
+
+
+class Float32RoundOnceCE(_ComputesInFloat32):
+    """Correct: float32 arithmetic, one rounding of value and gradient to the input dtype."""
+
+
+class _SoftmaxRoundedBeforeSubtracting(torch.autograd.Function):
+    """log_softmax in float32 whose backward rounds softmax to `dtype` before the target is
+    subtracted: grad = round(p) * sum(g) - ... (what PyTorch's CPU bf16 kernel does)."""
+
+    @staticmethod
+    def forward(ctx, logits, dtype):
+        out = logits.log_softmax(-1)
+        ctx.save_for_backward(out)
+        ctx.dtype = dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        rounded = out.exp().to(ctx.dtype).to(out.dtype)
+        return grad - rounded * grad.sum(-1, keepdim=True), None
+
+
+class RoundsSoftmaxBeforeSubtracting(_ComputesInFloat32):
+    """Float32 arithmetic like Float32RoundOnceCE, but the gradient rounds the softmax to
+    the logits' dtype before subtracting the target (CONVENTIONS §7, Liger PR #1329): a
+    confident row's true-class gradient is lost in bfloat16 and float16; exact in float32
+    and float64, where the rounding changes nothing."""
+
+    def forward(self, input, target):
+        self.low = input.dtype
+        return super().forward(input, target)
+
+    def log_probs(self, logits):
+        return _SoftmaxRoundedBeforeSubtracting.apply(logits, self.low)
