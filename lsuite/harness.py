@@ -90,7 +90,8 @@ def _zero_denominator(inputs) -> bool:
 def _why(zero_denominator: bool) -> str:
     if zero_denominator:
         return "a divergence: the mean's denominator is zero, where NaN and inf are conventions"
-    return "a divergence: PyTorch's own primitives give the same NaN/inf on these inputs"
+    return ("a divergence: PyTorch's own primitives, on these inputs in this dtype on this "
+            "device, give the same result")
 
 
 class _TrueClass:
