@@ -15,7 +15,7 @@ import torch
 
 import reference
 
-from . import assertions, tolerances
+from . import assertions, claims, tolerances
 from .cases import make_inputs
 from .runner import Context, Feed, run
 from .torch_error import pytorch_error
@@ -34,18 +34,20 @@ def check_against_reference(ctx: Context) -> dict:
     inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
     ref = reference.loss_and_grad(inputs.logits, inputs.target, inputs.spec,
                                   weight=inputs.weight, cotangent=inputs.cotangent)
+    expected_value = claims.expected_value(ctx.impl, ctx.case.reduction, inputs, ref.value)
+    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)  # float32 for "computes in float32"
     shape = () if ctx.case.reduction != "none" else tuple(inputs.cotangent.shape)
     out = run(ctx, Feed(inputs.logits, inputs.target, inputs.weight, inputs.cotangent,
                         expect_shape=shape))
     base_value = base_grad = None
-    if ctx.case.dtype != "float64":
-        base_value, base_grad = pytorch_error(inputs, ctx.case.dtype, ref.value, ref.grad)
+    if dtype != "float64":
+        base_value, base_grad = pytorch_error(inputs, dtype, ref.value, ref.grad)
     problems, metrics = list(out.notes), {}
-    for what, actual, expected, base in (("value", out.value, ref.value, base_value),
+    for what, actual, expected, base in (("value", out.value, expected_value, base_value),
                                          ("grad", out.grad, ref.grad, base_grad)):
-        expected = _rounded_expectation(expected, ctx.case.dtype)
+        expected = _rounded_expectation(expected, dtype)
         diff = assertions.measure(actual, expected)
-        budget = tolerances.budget(ctx.case.dtype, diff.scale, base)
+        budget = tolerances.budget(dtype, diff.scale, base)
         metrics.update({f"{what}_max_abs_err": diff.max_abs, f"{what}_max_rel_err": diff.max_rel,
                         f"{what}_budget": budget.allowed, f"baseline_{what}_abs_err": base})
         problems.append(assertions.problem(what, actual, expected, budget, diff))
