@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from .records import BuildConfig, Impl
+from .records import Impl
 
 DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
 
@@ -75,25 +75,9 @@ def drop_in_record(factory, name: str, spec: str) -> Impl:
     accepted = accepted_kwargs(factory, spec)
     if "label_smoothing" not in accepted:
         raise SpecError(f"--ls-impl {spec!r}: a drop-in must accept the keyword argument label_smoothing=")
+    from .builders import dropin
 
-    def build(cfg: BuildConfig):
-        kwargs = {"label_smoothing": cfg.eps}
-        if "reduction" in accepted:
-            kwargs["reduction"] = cfg.reduction
-        if cfg.weight is not None:
-            kwargs["weight"] = cfg.weight
-        if cfg.ignore_index is not None:
-            kwargs["ignore_index"] = cfg.ignore_index
-        module = factory(**kwargs)
-        return module.to(cfg.device) if hasattr(module, "to") else module
-
-    return Impl(
-        name=name, build=build, origin=spec, convention="inclusive", form="ce",
-        description=f"drop-in for nn.CrossEntropyLoss accepting {', '.join(accepted)}",
-        reductions=("none", "sum", "mean") if "reduction" in accepted else ("mean",),
-        ignore_index="ignore_index" in accepted, weights="weight" in accepted,
-        validates_arguments=True,
-    )
+    return dropin(factory, name=name, accepted=accepted, origin=spec)
 
 
 def load(spec: str, taken: set[str] = frozenset()) -> Impl:
