@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from . import catalog, loading, results
+from . import catalog, claims, loading, peers, results
 from .cases import Case, default_case, supports
 from .records import CHECK_KINDS, DEVICES, Impl
 from .runner import Context
@@ -62,7 +62,8 @@ def _specs(config) -> list[str]:
 
 def _resolve(config) -> tuple[Impl, ...]:
     specs = _specs(config)
-    impls = list(catalog.CATALOG) if not specs or config.getoption("ls_builtins") else []
+    builtins = list(catalog.CATALOG) + list(peers.PEERS)
+    impls = builtins if not specs or config.getoption("ls_builtins") else []
     taken = {impl.name for impl in impls}
     for spec in specs:
         try:
@@ -71,7 +72,7 @@ def _resolve(config) -> tuple[Impl, ...]:
             raise pytest.UsageError(str(exc).splitlines()[0]) from None
         taken.add(impl.name)
         impls.append(impl)
-    return tuple(impls)
+    return tuple(peers.as_run_here(impl) for impl in impls)
 
 
 def _cuda_state() -> dict:
@@ -87,12 +88,15 @@ def _cuda_state() -> dict:
 
 
 def pytest_configure(config):
-    config.stash[IMPLS] = _resolve(config)
     config.stash[CUDA] = _cuda_state()
+    triton_note = peers.prepare_triton(config.stash[CUDA]["available"])  # before any import
+    config.stash[IMPLS] = _resolve(config)
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         config.stash[BASELINE] = _baseline(config)
         config.stash[COLLECTOR] = results.Collector(results.environment(
             config, config.stash[IMPLS], config.stash[CUDA], config.getoption("ls_seed")))
+        if triton_note:
+            config.stash[COLLECTOR].environment["triton"] = triton_note
         config.pluginmanager.register(_Sink(config), "ls-sink")
 
 
@@ -115,6 +119,10 @@ def pytest_cmdline_main(config):
         print(f"{impl.name}: {impl.convention} {impl.form} on {impl.input}, "
               f"reductions {', '.join(impl.reductions)} [{impl.origin}]")
         print(f"    {impl.description}")
+        said = claims.describe(impl) + [f"skipped: {', '.join(peers.missing(impl))} not installed"
+                                         for _ in peers.missing(impl)[:1]]
+        if said:
+            print(f"    claims: {'; '.join(said)}")
         for defect in impl.known_defects:
             print(f"    known defect ({defect.when_text}): {defect.reason}")
     return 0
@@ -170,6 +178,8 @@ def pytest_generate_tests(metafunc):
                 marks = []
                 if device == "cuda" and not cuda["available"]:
                     marks.append(pytest.mark.skip(reason=cuda["reason"]))
+                elif reason := peers.skip_reason(impl, case, cuda["available"]):
+                    marks.append(pytest.mark.skip(reason=reason))
                 defect = impl.defect_for(check, kind, case)
                 if defect is not None:
                     marks.append(pytest.mark.xfail(strict=True, reason=defect.reason))
