@@ -87,7 +87,15 @@ def _cuda_state() -> dict:
     return {"available": True, "reason": None, "devices": devices}
 
 
+MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
+    "ls_cases(**axes): the case axes a check is generated over (see lsuite/plugin.py)",
+    "ls_kind(kind): what a check compares: reference, invariant or argument (lsuite/records.py CHECK_KINDS)",
+)
+
+
 def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     config.stash[CUDA] = _cuda_state()
     triton_note = peers.prepare_triton(config.stash[CUDA]["available"])  # before any import
     config.stash[IMPLS] = _resolve(config)
