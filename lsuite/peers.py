@@ -123,11 +123,13 @@ def _elements(case) -> int:
     return size
 
 
-def skip_reason(impl: Impl, case, cuda_available: bool) -> str | None:
+def skip_reason(impl: Impl, case, cuda_available: bool, kind: str = "reference") -> str | None:
     """Why a generated check of this record skips here (None: it runs)."""
     absent = missing(impl)
     if absent:
         return f"{impl.name} needs {', '.join(absent)}, not installed: {INSTALL}"
+    if kind not in impl.check_kinds:
+        return f"{impl.name} runs {', '.join(impl.check_kinds)} checks only: {impl.check_kinds_reason}"
     if not impl.triton:
         return None
     if interpreted():
@@ -296,7 +298,14 @@ PEERS: tuple[Impl, ...] = (
         name="torch_compile_ce",
         description="F.cross_entropy(label_smoothing=eps) under torch.compile(fullgraph=True, dynamic=True): Inductor's own kernel",
         build=construct(CompiledCrossEntropy), convention="inclusive", form="ce",
-        prob_targets=True, validates_arguments=True, known_defects=(TORCH_NEGATIVE_EPS,),
+        prob_targets=True, validates_arguments=True,
+        check_kinds=("reference", "argument"),
+        check_kinds_reason=("each new eps, dtype or layout is a new Inductor compilation (2-5 s "
+                            "here), and Hypothesis draws a new eps for almost every example"),
+        known_defects=(TORCH_NEGATIVE_EPS, KnownDefect(
+            f"torch {version('torch')} under Inductor still overflows float16 means: with logits "
+            "~1e4 the sum of row losses is rounded to float16 (max 65504) before dividing, so the "
+            "mean (~1.9e4, representable) is inf, as in eager mode", when=FLOAT16_SUM_OVERFLOWS)),
     ),
     Impl(
         name="torch_autocast_bf16_ce",

@@ -186,7 +186,7 @@ def pytest_generate_tests(metafunc):
                 marks = []
                 if device == "cuda" and not cuda["available"]:
                     marks.append(pytest.mark.skip(reason=cuda["reason"]))
-                elif reason := peers.skip_reason(impl, case, cuda["available"]):
+                elif reason := peers.skip_reason(impl, case, cuda["available"], kind):
                     marks.append(pytest.mark.skip(reason=reason))
                 defect = impl.defect_for(check, kind, case)
                 if defect is not None:

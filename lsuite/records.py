@@ -130,6 +130,9 @@ class Impl:
     # TRITON_INTERPRET=1 (the suite sets it) on cases up to INTERPRETED_MAX_ELEMENTS only
     interpreter_cannot: tuple[str, ...] = ()  # plugin (lsuite/peers.py): support fields (e.g.
     # "weights") the Triton interpreter cannot run for it; turned off when interpreted, with a note
+    check_kinds: tuple[str, ...] = CHECK_KINDS  # plugin: the kinds of checks it runs; the others
+    # skip with `check_kinds_reason` (a compiler whose every new eps is a new compilation)
+    check_kinds_reason: str = ""
     requires: tuple[str, ...] = ()  # plugin: modules it needs; when one is absent every check of
     # the record skips with `install` as the reason
     install: str = ""  # the skip reason when a `requires` module is absent
@@ -163,6 +166,8 @@ class Impl:
         bad = [v for v in self.ignore_indices if v not in IGNORE_INDICES]
         if bad or (self.ignore_index and not self.ignore_indices):
             problems.append(f"ignore_indices {self.ignore_indices!r} must be a non-empty subset of {IGNORE_INDICES}")
+        if not set(self.check_kinds) <= set(CHECK_KINDS) or not self.check_kinds:
+            problems.append(f"check_kinds {self.check_kinds!r} must be a non-empty subset of {CHECK_KINDS}")
         bad = [f for f in self.interpreter_cannot if not isinstance(getattr(self, f, None), bool)]
         if bad:
             problems.append(f"interpreter_cannot {bad} must name boolean support fields")
@@ -202,6 +207,7 @@ class Impl:
             "mutates_input": self.mutates_input,
             "triton": self.triton,
             "interpreter_cannot": list(self.interpreter_cannot),
+            "check_kinds": list(self.check_kinds),
             "claims": claims_in_words(self),
             "supports": {
                 "ignore_index": self.ignore_index,
