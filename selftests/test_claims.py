@@ -68,3 +68,22 @@ def test_an_empty_mean_claimed_zero_must_be_zero():
     with pytest.raises(CheckFailed, match="NaN"):  # the loss above gives 0/0 = NaN
         check_against_reference(Context(impl=zero, case=Case(ignore="all")))
     check_against_reference(Context(impl=RECORD, case=Case(ignore="all", eps=0.1)))
+
+
+def test_a_record_whose_library_is_absent_skips_with_the_install_command():
+    from lsuite import peers
+
+    absent = dataclasses.replace(RECORD, requires=("no_such_module_xyz",), install=peers.INSTALL)
+    reason = peers.skip_reason(absent, Case(), cuda_available=False)
+    assert "no_such_module_xyz" in reason and "requirements-peers.txt" in reason
+
+
+def test_interpreted_triton_records_skip_cases_over_the_cap(monkeypatch):
+    from lsuite import peers
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    kernel = dataclasses.replace(RECORD, triton=True)
+    assert peers.skip_reason(kernel, Case(K=32000, N=8), cuda_available=False) is None
+    assert "interpreted cap" in peers.skip_reason(kernel, Case(K=65537, N=4), cuda_available=False)
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert "TRITON_INTERPRET" in peers.skip_reason(kernel, Case(), cuda_available=True)
