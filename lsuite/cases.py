@@ -15,6 +15,7 @@ import numpy as np
 
 import reference
 
+from . import claims
 from .adversarial import CONFIDENT_MISSES, LOGIT_KINDS, MASKED_SHARE, adversarial_logits
 from .records import DEVICES, DTYPES, REDUCTIONS, Impl
 
@@ -94,6 +95,8 @@ def supports(impl: Impl, case: Case) -> str | None:
         return f"eps={case.eps}"
     if case.ignore != "none" and not impl.ignore_index:
         return "ignore_index"
+    if case.ignore != "none" and (why := claims.unsupported_ignore(impl, case.ignore)):
+        return why
     if case.weight != "none" and not impl.weights:
         return "class weights"
     if case.weight == "none" and impl.requires_weights:

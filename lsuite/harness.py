@@ -18,7 +18,7 @@ import torch
 
 import reference
 
-from . import assertions, severity, tolerances
+from . import assertions, claims, severity, tolerances
 from .attainable import attainable, finite_max, true_classes
 from .cases import make_inputs
 from .runner import Context, Feed, run
@@ -40,17 +40,19 @@ def check_against_reference(ctx: Context) -> dict:
     ref = severity.suite_step("computing the reference", reference.loss_and_grad, inputs.logits,
                               inputs.target, inputs.spec, weight=inputs.weight,
                               cotangent=inputs.cotangent)
+    expected_value = claims.expected_value(ctx.impl, ctx.case.reduction, inputs, ref.value)
     shape = () if ctx.case.reduction != "none" else tuple(inputs.cotangent.shape)
     out = run(ctx, Feed(inputs.logits, inputs.target, inputs.weight, inputs.cotangent,
                         expect_shape=shape))
-    dtype = ctx.case.dtype
+    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)  # float32 for "computes in float32"
     base = att = None  # PyTorch's own outputs; what a careful float32 kernel attains
     if dtype != "float64":
         base = pytorch_outputs(inputs, dtype)
     if dtype in tolerances.LOW_PRECISION:
         att = attainable(inputs, dtype, ref.value, ref.grad)
     problems, divergences, metrics, judged = list(out.notes), [], {}, []
-    for what, actual, exact, i in (("value", out.value, ref.value, 0), ("grad", out.grad, ref.grad, 1)):
+    for what, actual, exact, i in (("value", out.value, expected_value, 0),
+                                   ("grad", out.grad, ref.grad, 1)):
         expected = _rounded_expectation(exact, dtype)
         diff = assertions.measure(actual, expected)
         allowed = None if att is None else finite_max((att.value, att.grad)[i])

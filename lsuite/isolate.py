@@ -7,7 +7,7 @@ Used by lsuite.rejection for CUDA, where a device-side assert poisons the whole 
 import json
 import sys
 
-from . import catalog, loading
+from . import catalog, loading, peers
 from .cases import Case
 from .rejection import attempt
 from .runner import Context
@@ -16,7 +16,7 @@ from .runner import Context
 def main(argv: list[str]) -> int:
     request = json.loads(argv[0])
     name = request["impl"]
-    impl = catalog.by_name().get(name) or loading.load(name)
+    impl = (catalog.by_name() | peers.by_name()).get(name) or loading.load(name)
     ctx = Context(impl=impl, case=Case(**request["case"]), seed=request["seed"])
     print(json.dumps({"returned": attempt(ctx, target=request["target"])}), flush=True)
     return 0

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .predicates import Predicate
-from .records import BuildConfig, Impl, KnownDefect
+from .records import Impl, KnownDefect
 
 DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
 
@@ -76,25 +76,9 @@ def drop_in_record(factory, name: str, spec: str) -> Impl:
     accepted = accepted_kwargs(factory, spec)
     if "label_smoothing" not in accepted:
         raise SpecError(f"--ls-impl {spec!r}: a drop-in must accept the keyword argument label_smoothing=")
+    from .builders import dropin
 
-    def build(cfg: BuildConfig):
-        kwargs = {"label_smoothing": cfg.eps}
-        if "reduction" in accepted:
-            kwargs["reduction"] = cfg.reduction
-        if cfg.weight is not None:
-            kwargs["weight"] = cfg.weight
-        if cfg.ignore_index is not None:
-            kwargs["ignore_index"] = cfg.ignore_index
-        module = factory(**kwargs)
-        return module.to(cfg.device) if hasattr(module, "to") else module
-
-    return Impl(
-        name=name, build=build, origin=spec, convention="inclusive", form="ce",
-        description=f"drop-in for nn.CrossEntropyLoss accepting {', '.join(accepted)}",
-        reductions=("none", "sum", "mean") if "reduction" in accepted else ("mean",),
-        ignore_index="ignore_index" in accepted, weights="weight" in accepted,
-        validates_arguments=True,
-    )
+    return dropin(factory, name=name, accepted=accepted, origin=spec)
 
 
 def _unique(record: Impl, taken) -> Impl:
@@ -104,7 +88,7 @@ def _unique(record: Impl, taken) -> Impl:
     return dataclasses.replace(record, name=name) if name != record.name else record
 
 
-def _in_its_worker(cfg: BuildConfig):
+def _in_its_worker(cfg):
     raise RuntimeError("this implementation is built and called only in its worker process "
                        "(lsuite/worker.py); the judge holds its claims, not its code")
 

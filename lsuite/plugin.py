@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from . import catalog, loading, results, worker
+from . import catalog, claims, loading, peers, results, worker
 from .cases import Case, default_case, supports
 from .records import CHECK_KINDS, DEVICES, Impl
 from .runner import Context, clean_text
@@ -50,6 +50,10 @@ def pytest_addoption(parser):
                          "also LS_IMPL=SPEC,SPEC (default: the built-in catalog)")
     group.addoption("--ls-builtins", action="store_true",
                     help="with --ls-impl, test the built-in catalog too (default: off)")
+    group.addoption("--ls-ecosystem", action="store_true",
+                    help="add the ecosystem catalog (lsuite/peers.py: timm, Hugging Face, Liger, "
+                         "torch.compile, autocast) to the built-in recipes; records whose library is "
+                         "absent skip with the install command (default: off)")
     group.addoption("--ls-list", action="store_true",
                     help="list the implementations under test with their claims and exit (default: off)")
     group.addoption("--ls-report-dir", default="reports/latest", metavar="DIR",
@@ -83,7 +87,10 @@ def _resolve(config, pool) -> tuple[Impl, ...]:
     """The records under test: the catalog's, and each SPEC's, loaded in its own worker
     process (or here with --ls-inprocess, pool None)."""
     specs = _specs(config)
-    impls = list(catalog.CATALOG) if not specs or config.getoption("ls_builtins") else []
+    builtins = list(catalog.CATALOG)
+    if config.getoption("ls_ecosystem"):
+        builtins += list(peers.PEERS)
+    impls = builtins if not specs or config.getoption("ls_builtins") else []
     taken = {impl.name for impl in impls}
     for spec in specs:
         try:
@@ -93,7 +100,7 @@ def _resolve(config, pool) -> tuple[Impl, ...]:
             raise pytest.UsageError(str(exc).splitlines()[0]) from None
         taken.add(impl.name)
         impls.append(impl)
-    return tuple(impls)
+    return tuple(peers.as_run_here(impl) for impl in impls)
 
 
 def _cuda_state() -> dict:
@@ -115,7 +122,18 @@ def _pool(config):
                        impl_budget_s=config.getoption("ls_impl_budget"))
 
 
+MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
+    "ls_cases(**axes): the case axes a check is generated over (see lsuite/plugin.py)",
+    "ls_kind(kind): what a check compares: reference, invariant or argument (lsuite/records.py CHECK_KINDS)",
+)
+
+
 def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[CUDA] = _cuda_state()
+    # before any worker starts (they inherit the environment) and before any record loads
+    triton_note = peers.prepare_triton(config.stash[CUDA]["available"])
     config.stash[POOL] = pool = _pool(config)
     try:
         config.stash[IMPLS] = _resolve(config, pool)
@@ -123,11 +141,12 @@ def pytest_configure(config):
         if pool is not None:
             pool.close()
         raise
-    config.stash[CUDA] = _cuda_state()
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         config.stash[BASELINE] = _baseline(config)
         config.stash[COLLECTOR] = results.Collector(results.environment(
             config, config.stash[IMPLS], config.stash[CUDA], config.getoption("ls_seed")))
+        if triton_note:
+            config.stash[COLLECTOR].environment["triton"] = triton_note
         config.pluginmanager.register(_Sink(config), "ls-sink")
 
 
@@ -162,6 +181,10 @@ def pytest_cmdline_main(config):
         print(f"{impl.name}: {impl.convention} {impl.form} on {impl.input}, "
               f"reductions {', '.join(impl.reductions)} [{impl.origin}]")
         print(f"    {impl.description}")
+        said = claims.describe(impl) + [f"skipped: {', '.join(peers.missing(impl))} not installed"
+                                         for _ in peers.missing(impl)[:1]]
+        if said:
+            print(f"    claims: {'; '.join(said)}")
         for defect in impl.known_defects:
             print(f"    known defect ({defect.when_text}): {defect.reason}")
     return 0
@@ -220,6 +243,8 @@ def pytest_generate_tests(metafunc):
                 marks = []
                 if device == "cuda" and not cuda["available"]:
                     marks.append(pytest.mark.skip(reason=cuda["reason"]))
+                elif reason := peers.skip_reason(impl, case, cuda["available"], kind):
+                    marks.append(pytest.mark.skip(reason=reason))
                 defect = impl.defect_for(check, kind, case)
                 if defect is not None:
                     marks.append(pytest.mark.xfail(strict=strict, reason=defect.reason))
@@ -235,8 +260,7 @@ def _repro(item, impl: Impl) -> str:
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection: the stale-defect check sees all
 def pytest_collection_modifyitems(config, items):
     limit = config.getoption("ls_timeout")
-    if not config.getoption("ls_inprocess"):
-        limit += BACKSTOP_S
+    backstop = 0.0 if config.getoption("ls_inprocess") else BACKSTOP_S
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "impl" not in callspec.params:
@@ -250,7 +274,7 @@ def pytest_collection_modifyitems(config, items):
             "impl": impl.name, "check": check, "kind": kind, "params": case.params(),
             "repro": _repro(item, impl), "known_defect": None if defect is None else defect.reason}))
         if item.get_closest_marker("timeout") is None and not config.getoption("timeout", None):
-            item.add_marker(pytest.mark.timeout(limit))
+            item.add_marker(pytest.mark.timeout(limit * impl.time_factor + backstop))
     _warn_stale_defects(config, items)
 
 
@@ -320,7 +344,7 @@ def ls_context(request, impl, case) -> Context:
     return Context(impl=impl, case=case, seed=config.getoption("ls_seed"),
                    repro=_repro(request.node, impl), record=record,
                    pool=config.stash.get(POOL, None), check=request.node.nodeid,
-                   deadline=time.monotonic() + config.getoption("ls_timeout"))
+                   deadline=time.monotonic() + config.getoption("ls_timeout") * impl.time_factor)
 
 
 class _Sink:

@@ -17,7 +17,7 @@ import numpy as np
 
 import reference
 
-from . import tolerances
+from . import claims, tolerances
 from .assertions import Budget, assert_close
 from .cases import spec_for
 from .runner import Context, Feed, Outcome, run
@@ -57,6 +57,11 @@ def evaluate(ctx: Context, sample: Sample, *, logits=KEEP, target=KEEP, weight=K
         grad=not no_grad, non_contiguous=non_contiguous))
 
 
+def _dtype(ctx: Context) -> str:
+    """The dtype whose budgets hold (float32 at float64 for "computes in float32")."""
+    return claims.judged_dtype(ctx.impl, ctx.case.dtype)
+
+
 def _finite_max(*arrays) -> float:
     values = [np.abs(a[np.isfinite(a)]).max() for a in map(np.asarray, arrays)
               if np.isfinite(a).any()]
@@ -68,7 +73,7 @@ def assert_same(ctx: Context, what: str, actual, expected, *, logit_scale: float
     """actual == expected within the invariant budget, NaN and inf where the other has them."""
     __tracebackhide__ = True
     if budget is None:
-        budget = tolerances.invariant_budget(ctx.case.dtype, _finite_max(expected), logit_scale)
+        budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(expected), logit_scale)
     assert_close(what, actual, expected, budget, fail=ctx.fail)
 
 
@@ -187,7 +192,8 @@ def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
     denominator = float(weight[sample.target[kept]].sum()) if kept.any() else 0.0
     scale = _finite_max(sample.logits)
     if denominator == 0:
-        assert_same(ctx, "mean with nothing to average", mean.value, np.nan)
+        assert_same(ctx, "mean with nothing to average", mean.value,
+                    claims.empty_mean_value(ctx.impl))
         return
     assert_same(ctx, f"mean (sum/{denominator!r})", mean.value,
                 total.value / denominator, logit_scale=scale)
@@ -200,7 +206,7 @@ def gradient_rows_sum_to_zero(ctx: Context, sample: Sample) -> None:
     ctx = context_for(ctx, sample)
     grad = evaluate(ctx, sample).grad
     sums = grad.sum(axis=class_axis(grad))
-    budget = tolerances.invariant_budget(ctx.case.dtype, _finite_max(grad) * sample.K)
+    budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(grad) * sample.K)
     assert_same(ctx, "grad summed over classes", sums, np.zeros_like(sums), budget=budget)
 
 
@@ -223,7 +229,7 @@ def reduce_rows(ctx: Context, sample: Sample, per_row: np.ndarray) -> np.ndarray
     total = per_row.sum()
     if reduction == "mean":
         count = kept_mask(ctx, sample).sum()
-        return np.asarray(total / count if count else np.nan)
+        return np.asarray(total / count if count else claims.empty_mean_value(ctx.impl))
     if reduction in ("batchmean", "row_mean"):
         return np.asarray(total / sample.N)
     return np.asarray(total)
@@ -237,8 +243,8 @@ def bounded_below_by_entropy(ctx: Context, sample: Sample) -> None:
     if ctx.impl.form == "ce":
         bound = np.asarray(reference.entropy(row_targets(ctx, sample)))
     bound = reduce_rows(ctx, sample, bound)
-    budget = tolerances.BOUND_RTOL[ctx.case.dtype] * _finite_max(bound, value) \
-        + tolerances.ATOL[ctx.case.dtype]
+    budget = tolerances.BOUND_RTOL[_dtype(ctx)] * _finite_max(bound, value) \
+        + tolerances.ATOL[_dtype(ctx)]
     below = np.asarray(value < bound - budget)
     if below.any():
         flat = int(np.argmax(below.reshape(-1)))
@@ -287,10 +293,10 @@ def implied_target_mass(ctx: Context, sample: Sample, classes: list[int]) -> Non
         mass = float((g1 - g0) @ direction / (direction @ direction))
         q = mass / K - g0
         err = abs(mass - 1.0)
-        if not err <= tolerances.TARGET_MASS_ATOL[ctx.case.dtype]:
+        if not err <= tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:
             raise context_for(ctx, replace(row, logits=z1[None, :])).fail(
                        f"implied target mass sum(q)={mass!r} for target class {cls}, but should be 1 "
-                       f"(budget {tolerances.TARGET_MASS_ATOL[ctx.case.dtype]:.3g}); recovered "
+                       f"(budget {tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:.3g}); recovered "
                        f"q[{cls}]={q[cls]!r}, min(q)={q.min()!r}")
 
 

@@ -14,12 +14,20 @@ from reference.spec import CONVENTIONS, FORMS, REDUCTIONS
 
 from .predicates import Predicate
 
-__all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CONVENTIONS", "DEVICES",
-           "DTYPES", "FORMS", "INPUTS", "REDUCTIONS"]
+__all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CLASS_DIMS", "COMPUTES_IN",
+           "CONVENTIONS", "DEVICES", "DTYPES", "EMPTY_MEANS", "FORMS", "IGNORE_INDICES", "INPUTS",
+           "OUTPUT_DTYPES", "REDUCTIONS"]
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 INPUTS = ("logits", "log_probs")
+CLASS_DIMS = ("1", "last")  # classes on dim 1 as nn.CrossEntropyLoss, or on the last dim (B, T, V)
+# The dtype of the returned loss: the logits', always float32, or float32 for bfloat16/float16
+# logits and the logits' otherwise (HF LabelSmoother, torch.autocast; CONVENTIONS §8).
+OUTPUT_DTYPES = ("input", "float32", "at_least_float32")
+IGNORE_INDICES = ("negative", "in_range")  # an ignore_index of -100, or a real class (1)
+EMPTY_MEANS = ("nan", "zero")  # a mean over nothing: NaN as PyTorch, or 0 (Liger, Keras; §6)
+COMPUTES_IN = (None, "float32")  # None: in the logits' dtype
 # What a check compares (its `ls_kind` marker): the float64 reference, the implementation
 # with itself on transformed inputs, or its handling of bad arguments.
 CHECK_KINDS = ("reference", "invariant", "argument")
@@ -86,10 +94,23 @@ class Impl:
     description: str = ""  # --ls-list and the report
     origin: str = "builtin"  # "builtin" or the --ls-impl SPEC it came from (isolated subprocess checks)
     input: str = "logits"  # runner: "log_probs" means the runner applies log_softmax first
-    reductions: tuple[str, ...] = ("none", "sum", "mean")  # case generation: the reduction axis
+    class_dim: str = "1"  # runner (lsuite/claims.py): "last" means the runner moves the classes of
+    # an N-D input to the last dim, (N, d1, d2, K) as in (B, T, V), before calling; 2-D is both
+    output_dtype: str = "input"  # runner: the loss's dtype it claims (OUTPUT_DTYPES); any other fails
+    computes_in: str | None = None  # harness, invariants (lsuite/claims.py): "float32" when it
+    # computes in float32 whatever the input: float64 checks are held to float32's budgets;
+    # --ls-list, results.json and the report say so
+    reductions: tuple[str, ...] = ("none", "sum", "mean")  # case generation: the reduction axis;
+    # checks that do not vary the reduction use "mean" if listed, else the first entry
     default_ignore_index: int | None = -100  # reference: what holds when no ignore_index is passed
-    pad_index_is_ignore_index: bool = False  # reference (padding_excluded): the padding column is ignore_index
+    pad_index_is_ignore_index: bool = False  # reference (padding_excluded): the zero-mass padding
+    # column is the effective ignore_index (passed, else default_ignore_index) when that is a
+    # class in [0, K); a negative one gives no padding column (eps over K-1 classes)
     ignore_index: bool = True  # case generation: ignore axis (negative, in-range, all ignored)
+    ignore_indices: tuple[str, ...] = IGNORE_INDICES  # case generation: which ignore_index values
+    # it takes (IGNORE_INDICES); "all ignored" passes the negative one
+    empty_mean: str = "nan"  # reference check, mean invariant (lsuite/claims.py): what a mean over
+    # nothing (empty batch, every row ignored) returns: "nan" or "zero"; the gradient is 0 either way
     weights: bool = True  # case generation: class-weight axis
     requires_weights: bool = False  # case generation: every case passes class weights
     prob_targets: bool = False  # case generation: probability-target axis (PyTorch semantics, §4)
@@ -100,10 +121,25 @@ class Impl:
     eps_min: float = 0.0  # case generation: smallest supported smoothing
     eps_min_inclusive: bool = True  # case generation: False when eps == eps_min is rejected
     eps_max: float = 1.0  # case generation: largest supported smoothing
+    eps_max_inclusive: bool = True  # case generation: False when eps == eps_max is rejected (timm: eps < 1)
     validates_arguments: bool = False  # suites/test_argument_errors.py: rejects eps outside [0, 1] and out-of-range targets
     rejects_with: tuple[type, ...] = ()  # suites/test_argument_errors.py: exception types
     # accepted as a rejection besides RuntimeError, IndexError, ValueError (e.g. AssertionError)
-    mutates_input: bool = False  # runner: passes a clone of the logits instead of failing the check
+    mutates_input: bool = False  # runner: it writes into its input by design (Liger stores the
+    # gradient in the logits): the runner passes a copy and still judges value and gradient;
+    # without it, any change to an input fails the check as an accidental mutation
+    triton: bool = False  # plugin (lsuite/peers.py): Triton kernels: without CUDA they run under
+    # TRITON_INTERPRET=1 (the suite sets it) on cases up to INTERPRETED_MAX_ELEMENTS only
+    interpreter_cannot: tuple[str, ...] = ()  # plugin (lsuite/peers.py): support fields (e.g.
+    # "weights") the Triton interpreter cannot run for it; turned off when interpreted, with a note
+    check_kinds: tuple[str, ...] = CHECK_KINDS  # plugin: the kinds of checks it runs; the others
+    # skip with `check_kinds_reason` (a compiler whose every new eps is a new compilation)
+    check_kinds_reason: str = ""
+    time_factor: float = 1.0  # plugin/worker: --ls-timeout is multiplied by this for its checks
+    # (a compiler whose first call on each new shape or eps compiles)
+    requires: tuple[str, ...] = ()  # plugin: modules it needs; when one is absent every check of
+    # the record skips with `install` as the reason
+    install: str = ""  # the skip reason when a `requires` module is absent
     known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
 
     def __post_init__(self) -> None:
@@ -116,6 +152,10 @@ class Impl:
             (self.convention, CONVENTIONS, "convention"),
             (self.form, FORMS, "form"),
             (self.input, INPUTS, "input"),
+            (self.class_dim, CLASS_DIMS, "class_dim"),
+            (self.output_dtype, OUTPUT_DTYPES, "output_dtype"),
+            (self.empty_mean, EMPTY_MEANS, "empty_mean"),
+            (self.computes_in, COMPUTES_IN, "computes_in"),
         ):
             if value not in allowed:
                 problems.append(f"{what} {value!r} is not one of {allowed}")
@@ -127,6 +167,14 @@ class Impl:
             bad = [v for v in values if v not in allowed]
             if bad or not values:
                 problems.append(f"{what} {values!r} must be a non-empty subset of {allowed}")
+        bad = [v for v in self.ignore_indices if v not in IGNORE_INDICES]
+        if bad or (self.ignore_index and not self.ignore_indices):
+            problems.append(f"ignore_indices {self.ignore_indices!r} must be a non-empty subset of {IGNORE_INDICES}")
+        if not set(self.check_kinds) <= set(CHECK_KINDS) or not self.check_kinds:
+            problems.append(f"check_kinds {self.check_kinds!r} must be a non-empty subset of {CHECK_KINDS}")
+        bad = [f for f in self.interpreter_cannot if not isinstance(getattr(self, f, None), bool)]
+        if bad:
+            problems.append(f"interpreter_cannot {bad} must name boolean support fields")
         if (self.form == "bce") != self.convention.startswith("binary"):
             problems.append("form 'bce' goes with the binary conventions, and only with them")
         if not 0.0 <= self.eps_min <= self.eps_max <= 1.0:
@@ -140,9 +188,12 @@ class Impl:
 
     def supports_eps(self, eps: float) -> bool:
         low_ok = eps > self.eps_min or (self.eps_min_inclusive and eps == self.eps_min)
-        return low_ok and eps <= self.eps_max
+        high_ok = eps < self.eps_max or (self.eps_max_inclusive and eps == self.eps_max)
+        return low_ok and high_ok
 
     def describe(self) -> dict[str, Any]:
+        from .claims import describe as claims_in_words
+
         """JSON-ready description for results.json and --ls-list."""
         return {
             "name": self.name,
@@ -153,8 +204,18 @@ class Impl:
             "input": self.input,
             "pad_index": "ignore_index" if self.pad_index_is_ignore_index else None,
             "reductions": list(self.reductions),
+            "class_dim": self.class_dim,
+            "output_dtype": self.output_dtype,
+            "computes_in": self.computes_in,
+            "empty_mean": self.empty_mean,
+            "mutates_input": self.mutates_input,
+            "triton": self.triton,
+            "interpreter_cannot": list(self.interpreter_cannot),
+            "check_kinds": list(self.check_kinds),
+            "claims": claims_in_words(self),
             "supports": {
                 "ignore_index": self.ignore_index,
+                "ignore_indices": list(self.ignore_indices) if self.ignore_index else [],
                 "weights": self.weights,
                 "prob_targets": self.prob_targets,
                 "nd": self.nd,
@@ -163,6 +224,7 @@ class Impl:
                 "devices": list(self.devices),
                 "eps_min": self.eps_min,
                 "eps_max": self.eps_max,
+                "eps_max_inclusive": self.eps_max_inclusive,
             },
             "known_defects": [
                 {"checks": list(d.checks), "kinds": list(d.kinds), "when": d.when_text,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import claims
 from .cases import Case
 from .records import BuildConfig, Impl
 
@@ -118,6 +119,7 @@ def call(ctx: Context, loss_fn: Callable, logits, target):
     fed = logits.clone() if ctx.impl.mutates_input else logits
     if ctx.impl.input == "log_probs":
         fed = F.log_softmax(fed, dim=0 if fed.ndim == 1 else 1)
+    fed = claims.to_impl_layout(ctx.impl, fed)
     try:
         return loss_fn(fed, target)
     except Exception as exc:
@@ -133,8 +135,10 @@ def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
     if feed.grad and not out.requires_grad:
         raise ctx.fail("out.requires_grad=False: the loss does not depend on the logits")
     notes = []
-    if out.dtype != getattr(torch, ctx.case.dtype):
-        notes.append(f"out.dtype={out.dtype}, but should be torch.{ctx.case.dtype} like the logits")
+    claimed = claims.output_dtype(ctx.impl, ctx.case.dtype)
+    if out.dtype != getattr(torch, claimed):
+        like = "like the logits" if claimed == ctx.case.dtype else "as its record claims"
+        notes.append(f"out.dtype={out.dtype}, but should be torch.{claimed} {like}")
     if out.device.type != ctx.case.device:
         notes.append(f"out.device={out.device}, but should be on {ctx.case.device}")
     return notes

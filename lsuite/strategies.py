@@ -41,19 +41,21 @@ def num_classes(*, min_value: int = 2, max_value: int = 16) -> st.SearchStrategy
 
 
 def smoothing(*, min_value: float = 0.0, max_value: float = 1.0,
-              exclude_min: bool = False) -> st.SearchStrategy[float]:
+              exclude_min: bool = False, exclude_max: bool = False) -> st.SearchStrategy[float]:
     """Smoothing strengths eps: the special values (0, 1e-6, 1e-3, 0.1, 0.5, 1) or any float.
 
     min_value: smallest eps (>= 0).
     max_value: largest eps (<= 1).
     exclude_min: leave `min_value` itself out (for recipes that assert 0 < eps).
+    exclude_max: leave `max_value` itself out (for libraries that assert eps < 1).
     """
     _check(0.0 <= min_value <= max_value <= 1.0, f"need 0 <= min_value <= max_value <= 1, "
            f"got {min_value}, {max_value}")
-    _check(not (exclude_min and min_value == max_value), "exclude_min leaves nothing to draw")
+    _check(not ((exclude_min or exclude_max) and min_value == max_value),
+           "exclude_min/exclude_max leave nothing to draw")
     special = [e for e in _SPECIAL_EPS if min_value <= e <= max_value
-               and not (exclude_min and e == min_value)]
-    floats = st.floats(min_value, max_value, exclude_min=exclude_min)
+               and not (exclude_min and e == min_value) and not (exclude_max and e == max_value)]
+    floats = st.floats(min_value, max_value, exclude_min=exclude_min, exclude_max=exclude_max)
     return st.sampled_from(special) | floats if special else floats
 
 
@@ -210,11 +212,12 @@ def _pylist(array: np.ndarray) -> str:
 def eps_for(impl: Impl, *, max_value: float | None = None) -> st.SearchStrategy[float]:
     """The smoothing strengths an implementation record claims to support.
 
-    impl: the record (eps_min, eps_min_inclusive, eps_max).
+    impl: the record (eps_min, eps_min_inclusive, eps_max, eps_max_inclusive).
     max_value: a further upper bound, None: the record's eps_max.
     """
     top = impl.eps_max if max_value is None else min(max_value, impl.eps_max)
-    return smoothing(min_value=impl.eps_min, max_value=top, exclude_min=not impl.eps_min_inclusive)
+    return smoothing(min_value=impl.eps_min, max_value=top, exclude_min=not impl.eps_min_inclusive,
+                     exclude_max=top == impl.eps_max and not impl.eps_max_inclusive)
 
 
 @st.composite
@@ -224,7 +227,7 @@ def _samples(draw, impl: Impl, layouts, kinds, ignores, min_classes, max_classes
     K = draw(num_classes(min_value=min_classes, max_value=max_classes), label="K")
     logits_shape, target_shape = draw(shapes(num_classes=K, layout=layout, max_rows=max_rows),
                                       label="shape")
-    allowed = [m for m in ignores if m == "none" or impl.ignore_index]
+    allowed = [m for m in ignores if m == "none" or impl.ignore_index and m in impl.ignore_indices]
     ignore = draw(st.sampled_from(allowed), label="ignore")
     if ignore == "in_range" and K <= IN_RANGE_IGNORE:
         ignore = "none"

@@ -100,10 +100,12 @@ class _TorchState:
 
 def _record(ref: tuple[str, str]):
     """The implementation's record, rebuilt in this process: ("builtin", name) or ("spec", SPEC)."""
-    from . import catalog, loading
+    from . import catalog, loading, peers
 
     origin, where = ref
-    return catalog.by_name()[where] if origin == "builtin" else loading.load(where)
+    if origin == "builtin":
+        return peers.as_run_here({**catalog.by_name(), **peers.by_name()}[where])
+    return loading.load(where)
 
 
 def _describe(record) -> dict:
@@ -270,11 +272,12 @@ class Pool:
         if self.impl_budget_s is not None and spent >= self.impl_budget_s:
             raise ctx.fail(f"not run: the implementation's budget of {self.impl_budget_s:g} s "
                            f"(--ls-impl-budget) is used up")
-        wait = self.limit_s if ctx.deadline is None else ctx.deadline - time.monotonic()
+        limit = self.limit_s * impl.time_factor
+        wait = limit if ctx.deadline is None else ctx.deadline - time.monotonic()
         if self.impl_budget_s is not None:
             wait = min(wait, self.impl_budget_s - spent)
         if wait <= 0:
-            raise ctx.fail(f"not run: the check's time limit of {self.limit_s:g} s is used up")
+            raise ctx.fail(f"not run: the check's time limit of {limit:g} s is used up")
         key = impl.name if impl.origin == "builtin" else impl.origin
         ref = ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
         started = time.monotonic()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsuite import KnownDefect, assertions, catalog, loading, tolerances
+from lsuite import KnownDefect, assertions, catalog, loading, peers, tolerances
 from lsuite.adversarial import adversarial_logits
 from lsuite.cases import Case
 from lsuite.predicates import when
@@ -139,9 +139,9 @@ def test_known_defect_covers_by_name_or_kind_and_describes_its_predicate():
 
 
 def test_every_catalog_defect_names_existing_checks():
-    """The catalog's check names exist in suites/ (the plugin warns at run time as well)."""
+    """The catalogs' check names exist in suites/ (the plugin warns at run time as well)."""
     text = "".join(p.read_text() for p in (ROOT / "suites").glob("test_*.py"))
-    for impl in catalog.CATALOG:
+    for impl in catalog.CATALOG + peers.PEERS:
         for defect in impl.known_defects:
             for name in defect.checks:
                 assert f"def test_{name}(" in text, (impl.name, name)

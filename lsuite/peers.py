@@ -1,0 +1,323 @@
+"""The ecosystem catalog: label-smoothing losses that real libraries ship, judged as shipped.
+
+Each record's claims come from the library's own code and documentation (quoted beside the
+record), not from what the suite measured; what the suite then demonstrated against those
+claims is declared as a KnownDefect with the library version it was seen on. A record whose
+library is not installed skips every check with the install command as the reason (plugin),
+never fails. Libraries are imported only when a check builds the record, so listing the
+catalog costs nothing.
+
+Triton kernels (Liger) need CUDA, or the Triton interpreter on CPU: without a GPU the suite
+sets TRITON_INTERPRET=1 itself before anything imports Triton code (`prepare_triton`), says
+so in results.json and the report, and runs such records only on cases of at most
+INTERPRETED_MAX_ELEMENTS logits (`skip_reason`); with CUDA they run natively at full sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .builders import construct
+from .catalog import FLOAT16_SUM_OVERFLOWS, FLOAT32_TARGET_SCOPE, FLOAT32_TARGET_SHOWS
+from .predicates import when
+from .records import Impl, KnownDefect
+
+INSTALL = "pip install -r requirements-peers.txt (or the suite's [peers] extra)"
+# The interpreter runs one Triton program per row in Python with NumPy blocks; this cap keeps
+# every check of the Liger record inside the vocabulary sweep's K = 32000 x N = 8 while leaving
+# out the thorough profile's LLM-sized vocabularies (4 x 128256), so its whole interpreted run
+# stays under 5 minutes on the project's 2-core machine (README: Measured figures).
+INTERPRETED_MAX_ELEMENTS = 8 * 32000
+
+
+def version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def missing(impl: Impl) -> list[str]:
+    """The modules a record needs that are not installed (found without importing them)."""
+    return [name for name in impl.requires if importlib.util.find_spec(name) is None]
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A factory imported on first call: `module:attr`, or a file inside an installed package
+    loaded by path (`package`, `path`) when importing the package itself is not possible
+    (timm's __init__ imports torchvision, whose build must match torch's exactly)."""
+
+    module: str
+    attr: str
+    path: str | None = None  # a file inside the installed package `module`
+
+    def resolve(self):
+        if self.path is None:
+            return getattr(importlib.import_module(self.module), self.attr)
+        return getattr(_load_file(self.module, self.path), self.attr)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+
+@functools.cache
+def _load_file(package: str, path: str):
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed: {INSTALL}")
+    file = Path(next(iter(spec.submodule_search_locations))) / path
+    name = f"lsuite_peer_{package}_{path.replace('/', '_').removesuffix('.py')}"
+    module_spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------- Triton
+
+def prepare_triton(cuda_available: bool) -> str | None:
+    """Set TRITON_INTERPRET=1 when Triton is installed and there is no GPU, before any Triton
+    kernel is defined (triton.jit reads it at decoration). Returns what to say in the report."""
+    if cuda_available or importlib.util.find_spec("triton") is None:
+        return None
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return f"TRITON_INTERPRET=1 (set before the run): Triton kernels run interpreted on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits"
+    if os.environ.get("TRITON_INTERPRET"):
+        return f"TRITON_INTERPRET={os.environ['TRITON_INTERPRET']!r} left as set: Triton records run only where that works"
+    os.environ["TRITON_INTERPRET"] = "1"
+    return (f"TRITON_INTERPRET=1 set by the suite (no CUDA device): Triton kernels run interpreted "
+            f"on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits")
+
+
+def as_run_here(impl: Impl) -> Impl:
+    """The record as this machine runs it: under the Triton interpreter, the support fields it
+    names in `interpreter_cannot` are off (said in its description)."""
+    if not (impl.triton and impl.interpreter_cannot and interpreted()):
+        return impl
+    off = ", ".join(impl.interpreter_cannot)
+    return dataclasses.replace(
+        impl, **{f: False for f in impl.interpreter_cannot},
+        description=f"{impl.description} [interpreted: {off} not checked; they run natively on CUDA]")
+
+
+def interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _elements(case) -> int:
+    from .cases import shapes
+
+    size = 1
+    for n in shapes(case)[0]:
+        size *= n
+    return size
+
+
+def skip_reason(impl: Impl, case, cuda_available: bool, kind: str = "reference") -> str | None:
+    """Why a generated check of this record skips here (None: it runs)."""
+    absent = missing(impl)
+    if absent:
+        return f"{impl.name} needs {', '.join(absent)}, not installed: {INSTALL}"
+    if kind not in impl.check_kinds:
+        return f"{impl.name} runs {', '.join(impl.check_kinds)} checks only: {impl.check_kinds_reason}"
+    if not impl.triton:
+        return None
+    if interpreted():
+        if _elements(case) > INTERPRETED_MAX_ELEMENTS:
+            return (f"interpreted Triton: {_elements(case)} logits is over the interpreted cap of "
+                    f"{INTERPRETED_MAX_ELEMENTS} (N x K); runs natively on CUDA")
+        return None
+    if case.device == "cpu":
+        why = "a CUDA device is present" if cuda_available else "TRITON_INTERPRET is not 1"
+        return f"Triton kernels run on the CPU only under TRITON_INTERPRET=1 ({why}: runs natively on cuda)"
+    return None
+
+
+# ------------------------------------------------------------------------------- adapters
+
+class TimmMixupSoftTargetCE:
+    """timm's SoftTargetCrossEntropy on the target timm's Mixup hands it when label smoothing is
+    on and no mixing happens (lam = 1): `mixup_target(target, num_classes, lam, smoothing)`
+    (timm/data/mixup.py), which is one_hot with on 1-eps+eps/K, off eps/K."""
+
+    def __init__(self, smoothing: float):
+        self.smoothing = smoothing
+        self.loss = Lazy("timm", "SoftTargetCrossEntropy", "loss/cross_entropy.py")()
+        self.mixup_target = Lazy("timm", "mixup_target", "data/mixup.py").resolve()
+
+    def __call__(self, logits, target):
+        soft = self.mixup_target(target, logits.shape[-1], lam=1.0, smoothing=self.smoothing)
+        return self.loss(logits, soft)
+
+
+class HFLabelSmoother:
+    """transformers' Trainer calls `LabelSmoother(epsilon=args.label_smoothing_factor)` as
+    `label_smoother(outputs, labels)`; outputs is the model's output dict."""
+
+    def __init__(self, epsilon: float, ignore_index: int | None = None):
+        smoother = Lazy("transformers.trainer_pt_utils", "LabelSmoother").resolve()
+        self.smoother = smoother(epsilon=epsilon) if ignore_index is None else smoother(
+            epsilon=epsilon, ignore_index=ignore_index)
+
+    def __call__(self, logits, target):
+        return self.smoother({"logits": logits}, target)
+
+
+@functools.cache
+def _compiled_cross_entropy():
+    import torch
+    import torch.nn.functional as F
+
+    # Every (eps, reduction, dtype, layout) is its own graph (a float argument of an aten op is
+    # specialised); past the default limit Dynamo would silently fall back to eager PyTorch.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 4096)
+    torch._dynamo.config.accumulated_cache_size_limit = max(
+        torch._dynamo.config.accumulated_cache_size_limit, 4096)
+    return torch.compile(F.cross_entropy, dynamic=True, fullgraph=True)
+
+
+class CompiledCrossEntropy:
+    """F.cross_entropy under torch.compile (Inductor generates and compiles its own C++/Triton
+    kernel: an implementation independent of ATen's), fullgraph so nothing falls back."""
+
+    def __init__(self, label_smoothing=0.0, reduction="mean", weight=None, ignore_index=-100):
+        self.kwargs = dict(label_smoothing=label_smoothing, reduction=reduction, weight=weight,
+                           ignore_index=ignore_index)
+
+    def __call__(self, logits, target):
+        return _compiled_cross_entropy()(logits, target, **self.kwargs)
+
+
+class AutocastCrossEntropy:
+    """nn.CrossEntropyLoss called inside torch.autocast(dtype=bfloat16), as a mixed-precision
+    training loop calls it."""
+
+    def __init__(self, label_smoothing=0.0, reduction="mean", weight=None, ignore_index=-100):
+        import torch
+
+        self.loss = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index,
+                                              reduction=reduction, label_smoothing=label_smoothing)
+
+    def __call__(self, logits, target):
+        import torch
+
+        with torch.autocast(device_type=logits.device.type, dtype=torch.bfloat16):
+            return self.loss(logits, target)
+
+
+# ------------------------------------------------------------------------------- records
+
+TORCH_NEGATIVE_EPS = KnownDefect(
+    f"torch {version('torch')} accepts a negative label_smoothing (it checks only > 1.0): "
+    "label_smoothing=-0.1 returns a loss instead of raising", checks=("rejects_negative_smoothing",))
+
+PEERS: tuple[Impl, ...] = (
+    Impl(
+        name="timm_label_smoothing_ce",
+        description=f"timm {version('timm')} timm.loss.LabelSmoothingCrossEntropy(smoothing=eps)",
+        # cross_entropy.py: `assert smoothing < 1.0`; confidence*nll + smoothing*mean(-logp)
+        # over the last dim (inclusive); `target.unsqueeze(1)` and gather(dim=-1): (N, K) only;
+        # `loss.mean()` over rows; no ignore_index, no weights.
+        build=construct(Lazy("timm", "LabelSmoothingCrossEntropy", "loss/cross_entropy.py"),
+                        eps="smoothing", reduction=None, weight=None, ignore_index=None),
+        convention="inclusive", form="ce", reductions=("mean",), default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False, unbatched=False, class_dim="last",
+        eps_max=1.0, eps_max_inclusive=False, requires=("timm",), install=INSTALL,
+    ),
+    Impl(
+        name="timm_soft_target_ce",
+        description=(f"timm {version('timm')} SoftTargetCrossEntropy on mixup_target(target, K, "
+                     "lam=1, smoothing=eps), the target timm's Mixup builds"),
+        # mixup.py: one_hot(..., on 1-eps+eps/K, off eps/K) via torch.full with the default
+        # dtype (float32), so the target, and with it the loss of bfloat16/float16 logits, is
+        # float32; SoftTargetCrossEntropy: sum(-target * log_softmax(x, -1), -1).mean().
+        build=construct(TimmMixupSoftTargetCE, eps="smoothing", reduction=None, weight=None,
+                        ignore_index=None),
+        convention="inclusive", form="ce", reductions=("mean",), default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False, unbatched=False, class_dim="last",
+        output_dtype="at_least_float32", requires=("timm",), install=INSTALL,
+        known_defects=(KnownDefect(
+            f"timm {version('timm')} mixup_target builds the target with torch.full in the default "
+            "dtype (float32): float64 logits get float32-rounded smoothing mass",
+            when=FLOAT32_TARGET_SHOWS, kinds=FLOAT32_TARGET_SCOPE["kinds"],
+            # the affine-in-eps invariant compares L(eps) with L(0) and L(1): the float32
+            # rounding of 1-eps+eps/K is not affine (hand check: README, findings)
+            checks=FLOAT32_TARGET_SCOPE["checks"] + ("loss_is_affine_in_smoothing",)),),
+    ),
+    Impl(
+        name="hf_label_smoother",
+        description=(f"transformers {version('transformers')} trainer_pt_utils.LabelSmoother"
+                     "(epsilon=eps, ignore_index=...) called on {'logits': ...} as the Trainer does"),
+        # LabelSmoother: log_softmax(logits, dim=-1) (classes last, any leading dims);
+        # nll and `log_probs.sum(dim=-1, keepdim=True, dtype=torch.float32)` ("internally
+        # upcasting it to fp32"), both / the count of non-ignored labels (/ K for the smooth
+        # term): inclusive, mean over non-ignored tokens; bf16 logits give a float32 loss.
+        build=construct(HFLabelSmoother, eps="epsilon", reduction=None, weight=None),
+        convention="inclusive", form="ce", reductions=("mean",), weights=False,
+        class_dim="last", output_dtype="at_least_float32", computes_in="float32",
+        requires=("transformers",), install=INSTALL,
+        known_defects=(KnownDefect(
+            f"transformers {version('transformers')} LabelSmoother sums the nll term in the logits' "
+            "dtype (`nll_loss.sum()`; only the smoothing term is upcast to float32): float16 row "
+            "losses of ~1e4 sum past 65504 to inf although the mean (~1.9e4) is representable",
+            when=FLOAT16_SUM_OVERFLOWS),),
+    ),
+    Impl(
+        name="liger_cross_entropy",
+        description=(f"Liger-Kernel {version('liger-kernel')} LigerCrossEntropyLoss(label_smoothing=eps, "
+                     "reduction, weight, ignore_index): a Triton kernel"),
+        # ops/cross_entropy.py: `BT, V = _input.shape` (2-D only); every block `.cast(tl.float32)`
+        # then stored in the input's dtype; the gradient is written into the input buffer
+        # ("in-place" for memory); reduction mean divides by the non-ignored count or Σ w_y and
+        # an all-ignored batch sums zero rows (0; CONVENTIONS §6); asserts 0 <= eps <= 1 and
+        # targets in [0, V).
+        build=construct(Lazy("liger_kernel.transformers", "LigerCrossEntropyLoss")),
+        convention="inclusive", form="ce", nd=False, unbatched=False, class_dim="last",
+        computes_in="float32", mutates_input=True, empty_mean="zero", triton=True,
+        # triton 3.9's interpreter hands the kernel's float scalar arguments over as Python
+        # floats; the weighted path calls `sum_non_ignore_weight.to(tl.float32)` on one
+        interpreter_cannot=("weights",),
+        validates_arguments=True, requires=("liger_kernel", "triton"), install=INSTALL,
+        known_defects=(KnownDefect(
+            f"Liger-Kernel {version('liger-kernel')} raises on an empty batch: its target bounds "
+            "check `assert (target * target_mask).max() < V` calls max() on an empty tensor "
+            "(RuntimeError) before the kernel, where a mean over nothing is 0 by its own rule",
+            when=when.N == 0),),
+    ),
+    Impl(
+        name="torch_compile_ce",
+        description="F.cross_entropy(label_smoothing=eps) under torch.compile(fullgraph=True, dynamic=True): Inductor's own kernel",
+        build=construct(CompiledCrossEntropy), convention="inclusive", form="ce",
+        prob_targets=True, validates_arguments=True,
+        check_kinds=("reference", "argument"), time_factor=5.0,
+        check_kinds_reason=("each new eps, dtype or layout is a new Inductor compilation (2-5 s "
+                            "here), and Hypothesis draws a new eps for almost every example"),
+        known_defects=(TORCH_NEGATIVE_EPS, KnownDefect(
+            f"torch {version('torch')} under Inductor still overflows float16 means: with logits "
+            "~1e4 the sum of row losses is rounded to float16 (max 65504) before dividing, so the "
+            "mean (~1.9e4, representable) is inf, as in eager mode", when=FLOAT16_SUM_OVERFLOWS)),
+    ),
+    Impl(
+        name="torch_autocast_bf16_ce",
+        description="nn.CrossEntropyLoss(label_smoothing=eps) inside torch.autocast(dtype=bfloat16)",
+        # torch.amp docs: cross-entropy is among the ops that autocast to float32, so bfloat16
+        # and float16 logits give a float32 loss; float64 stays float64.
+        build=construct(AutocastCrossEntropy), convention="inclusive", form="ce",
+        output_dtype="at_least_float32", prob_targets=True, validates_arguments=True,
+        known_defects=(TORCH_NEGATIVE_EPS,),
+    ),
+)
+
+
+def by_name() -> dict[str, Impl]:
+    return {impl.name: impl for impl in PEERS}
