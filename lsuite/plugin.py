@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shlex
 import signal
 import time
 import warnings
@@ -253,8 +254,9 @@ def pytest_generate_tests(metafunc):
 
 
 def _repro(item, impl: Impl) -> str:
-    extra = "" if impl.origin == "builtin" else f" --ls-impl '{impl.origin}'"
-    return f"python -m pytest '{item.nodeid}'{extra}"
+    """A shell command that reruns this one check (every argument quoted for the shell)."""
+    extra = "" if impl.origin == "builtin" else f" --ls-impl {shlex.quote(impl.origin)}"
+    return f"python -m pytest {shlex.quote(item.nodeid)}{extra}"
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection: the stale-defect check sees all

@@ -145,9 +145,18 @@ def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
 
 
 def _check_unchanged(ctx: Context, saved: dict, now: dict, when: str) -> None:
+    """Values compared, and the version counter too: an in-place write that is undone before
+    returning still moves `tensor._version`."""
     for name, before in saved.items():
-        if before is not None and not torch.equal(before, now[name]):
+        if before is None:
+            continue
+        copy, version = before
+        if not torch.equal(copy, now[name]):
             raise ctx.fail(f"{name} changed in place during {when}: the implementation mutated its input")
+        if now[name]._version != version:
+            raise ctx.fail(f"{name} was written in place during {when} (its version counter moved "
+                           f"from {version} to {now[name]._version}), even if its values were restored: "
+                           "the implementation mutated its input")
 
 
 def run(ctx: Context, feed: Feed) -> Outcome:
@@ -162,7 +171,7 @@ def run_local(ctx: Context, feed: Feed) -> Outcome:
     """Build, call, check the output and the inputs, backpropagate; see the module docstring."""
     leaf, target, weight = tensors(ctx, feed)
     now = {"logits": leaf.detach(), "target": target, "weight": weight}
-    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    saved = {name: None if t is None else (t.clone(), t._version) for name, t in now.items()}
     loss_fn = build(ctx, weight)
     fed = torch.stack([leaf, leaf], dim=-1)[..., 0] if feed.non_contiguous else leaf
     with torch.set_grad_enabled(feed.grad):

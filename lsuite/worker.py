@@ -243,7 +243,10 @@ class Pool:
             raise SpecError(f"--ls-impl {spec!r}: loading it in its own process failed: {what}")
         status, payload, _ = reply
         if status == "failed":
-            raise SpecError(payload.removeprefix("the implementation raised SpecError: "))
+            payload = payload.removeprefix("the implementation raised SpecError: ")
+            if not payload.startswith("--ls-impl"):
+                payload = f"--ls-impl {spec!r}: loading it in its own process: {payload}"
+            raise SpecError(payload)
         return payload
 
     def when(self, spec: str, index: int, case) -> bool:
@@ -274,8 +277,9 @@ class Pool:
                            f"(--ls-impl-budget) is used up")
         limit = self.limit_s * impl.time_factor
         wait = limit if ctx.deadline is None else ctx.deadline - time.monotonic()
-        if self.impl_budget_s is not None:
-            wait = min(wait, self.impl_budget_s - spent)
+        budget_binds = self.impl_budget_s is not None and self.impl_budget_s - spent < wait
+        if budget_binds:
+            wait = self.impl_budget_s - spent
         if wait <= 0:
             raise ctx.fail(f"not run: the check's time limit of {limit:g} s is used up")
         key = impl.name if impl.origin == "builtin" else impl.origin
@@ -285,6 +289,10 @@ class Pool:
             reply, ready = self._request(key, ("call", ref, (function, ctx.case, ctx.seed, args)), wait)
         finally:
             self.spent[impl.name] = spent + time.monotonic() - started
+        if reply is None and not ready and budget_binds:
+            self.kill(key)
+            raise ctx.fail(f"not run to its end: the implementation's budget of "
+                           f"{self.impl_budget_s:g} s (--ls-impl-budget) is used up")
         if reply is None:
             return self._lost(ctx, key, ready, wait)
         status, payload, changed = reply

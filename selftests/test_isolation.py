@@ -104,6 +104,25 @@ def test_the_hostile_run_ends_in_bounded_time_and_writes_both_files(runs):
     assert "INTERNALERROR" not in hostile.stdout + hostile.stderr
 
 
+def test_a_module_that_exits_on_import_is_one_usage_error_line(tmp_path):
+    proc, _ = suite(tmp_path, f"{IMPLS / 'hostile_exit.py'}:Loss", timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(errors) == 1 and "SystemExit" in errors[0] and "hostile_exit.py" in errors[0], \
+        proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_implementation_budget_stops_its_run_with_the_reason(tmp_path):
+    proc, _ = suite(tmp_path, f"{IMPLS / 'hostile.py'}:SlowButCorrect",
+                    extra=("--ls-impl-budget=2",), timeout=120)
+    payload = json.loads((tmp_path / "results.json").read_text())
+    ran = [c for c in payload["checks"] if c["outcome"] in ("passed", "failed")]
+    cut = [c for c in ran if "budget of 2 s (--ls-impl-budget) is used up" in c["message"]]
+    assert not any("Timeout" in c["message"] for c in ran), "a spent budget is not a hang"
+    assert proc.returncode == 1 and cut and any(c["outcome"] == "passed" for c in ran)
+
+
 def _interrupted_run(out: Path, delay: float) -> tuple[int, str]:
     """A run of one correct drop-in, SIGINT `delay` seconds after collection ended."""
     args = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_conformance.py"),

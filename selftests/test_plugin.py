@@ -95,6 +95,8 @@ CAUGHT_BY = {
     "MutatesLogits": ("value_and_gradient_in_every_dtype_and_reduction", "mutated its input"),
     "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
     "KLDivFedLogits": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
+    "RestoresItsMutation": ("value_and_gradient_in_every_dtype_and_reduction", "version counter moved"),
+    "RejectsWithRecursionError": ("rejects_out_of_range_targets", "raised RecursionError"),
     "KLDivMeanNotBatchmean": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "RoundsSoftmaxBeforeSubtracting": ("confident_rows_keep_the_true_class_gradient", "x attainable"),
 }

@@ -359,3 +359,23 @@ class RoundsSoftmaxBeforeSubtracting(_ComputesInFloat32):
 
     def log_probs(self, logits):
         return _SoftmaxRoundedBeforeSubtracting.apply(logits, self.low)
+
+
+class RestoresItsMutation(TargetDistributionCE):
+    """Writes into the logits in place and undoes it before returning: the values match at
+    the end, the tensor's version counter does not."""
+
+    def forward(self, input, target):
+        with torch.no_grad():
+            input.mul_(2.0)
+            input.div_(2.0)
+        return super().forward(input, target)
+
+
+class RejectsWithRecursionError(TargetDistributionCE):
+    """'Rejects' an out-of-range target by blowing the stack: not a rejection."""
+
+    def targets(self, target, num_classes, dtype):
+        if bool(((target != self.ignore_index) & ((target < 0) | (target >= num_classes))).any()):
+            raise RecursionError("maximum recursion depth exceeded")
+        return super().targets(target, num_classes, dtype)

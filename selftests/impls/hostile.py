@@ -73,3 +73,13 @@ class PoisonsGlobalState(TargetDistributionCE):
         F.log_softmax = _wrong_log_softmax
         F.cross_entropy = _wrong_cross_entropy
         return out
+
+
+class SlowButCorrect(TargetDistributionCE):
+    """Correct, and 0.3 s per call: --ls-impl-budget cuts its run short."""
+
+    def forward(self, input, target):
+        import time
+
+        time.sleep(0.3)
+        return super().forward(input, target)
