@@ -6,6 +6,8 @@ equivalences can be built from the results; divergence between non-equivalent co
 is recorded, not asserted. Cross-implementation checks skip when their records are not under test.
 """
 
+import shlex
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def equivalence(request):
             request.node.user_properties.append((results.PROPERTY, {
                 "impl": " vs ".join(names) or "reference",
                 "check": request.node.originalname.removeprefix("test_"), "kind": "equivalence", "params": {},
-                "repro": f"python -m pytest '{request.node.nodeid}'"}))
+                "repro": f"python -m pytest {shlex.quote(request.node.nodeid)}"}))
         if missing:
             pytest.skip(f"needs the catalog records {missing} under test (add --ls-builtins)")
 
