@@ -210,11 +210,11 @@ SLOW = ROOT / "selftests" / "impls" / "slow.py"
 MUTANT_POINT = "candidate and cpu and float32 and forward and k1000"
 
 
-def _run_impl(pytester, out, record, *args):
+def _run_impl(pytester, out, record, *args, point=MUTANT_POINT):
     result = pytester.runpytest_subprocess(
         str(ROOT / "suites" / "test_benchmarks.py"), f"--rootdir={ROOT}", "-c",
         str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", f"--ls-report-dir={out}",
-        "--ls-bench-sizes", "quick", "--ls-impl", f"{SLOW}:{record}", "-k", MUTANT_POINT, *args)
+        "--ls-bench-sizes", "quick", "--ls-impl", f"{SLOW}:{record}", "-k", point, *args)
     path = out / "results.json"
     return result, (json.loads(path.read_text()) if path.exists() else None)
 
@@ -273,19 +273,18 @@ def test_memory_gate_flags_one_logits_sized_buffer_and_never_the_same_code(n, k,
 @pytest.mark.skipif(bool(reason := __import__("lsuite.instructions").instructions.unavailable()),
                     reason=f"deterministic mode unavailable: {reason}")
 def test_instruction_counts_repeat_and_flag_an_extra_clone(pytester):
-    """Deterministic mode on one tiny point (128 x 1000, forward+backward): the same code
-    counted in two sessions differs by under 0.1%, and the extra clone of the logits (about
-    +2% instructions) fails the gate."""
+    """Deterministic mode on one tiny point (128 x 1000, forward+backward), two valgrind
+    sessions (about 25 s each): the extra clone of the logits (about +2% instructions, a
+    small change that timing on a shared machine could miss) fails the gate. That the same
+    code repeats its count is measured over the whole sweep (README, Benchmarks)."""
     counted = ("--ls-bench-measure", "instructions")
-    result, first = _run_impl(pytester, pytester.path / "base", "BASELINE", *counted)
+    one = MUTANT_POINT.replace("forward", "forward_backward")
+    result, first = _run_impl(pytester, pytester.path / "base", "BASELINE", *counted, point=one)
     assert result.ret == 0, result.stdout.str()[-3000:]
     (entry,) = first["benchmarks"]
     assert entry["measure"] == "instructions" and entry["n"] == bench.INSTRUCTION_ROWS
+    assert entry["instructions"] > 0 and entry["ratio_to_builtin"] == pytest.approx(1.0, rel=0.01)
     baseline = pytester.path / "base" / "results.json"
-    result, again = _run_impl(pytester, pytester.path / "again", "BASELINE", *counted,
-                              f"--ls-baseline={baseline}")
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    assert abs(again["benchmarks"][0]["instructions"] / entry["instructions"] - 1) < 1e-3
     result, mutant = _run_impl(pytester, pytester.path / "clone", "EXTRA_CLONE", *counted,
-                               f"--ls-baseline={baseline}")
+                               f"--ls-baseline={baseline}", point=one)
     assert result.ret == 1 and "instructions" in {f["quantity"] for f in mutant["benchmark_gate"]["findings"]}
