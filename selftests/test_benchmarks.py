@@ -179,6 +179,7 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     assert payload["environment"]["benchmark"]["torch_threads"] >= 1
 
     slow["ratio_to_builtin"] /= 10  # a baseline in which seed001 was 10x faster: a sure regression
+    slow["ratio_samples"] = [r / 10 for r in slow["ratio_samples"]]
     baseline = pytester.path / "baseline.json"
     baseline.write_text(json.dumps(payload))
     result, gated = _run(pytester, pytester.path / "second", "--benchmark-only",
@@ -187,6 +188,7 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     result.stdout.fnmatch_lines(["REGRESSION seed001_kldiv cpu float32 forward_backward n=1024 k=1000*"])
     gate = gated["benchmark_gate"]  # what the gate judged with and decided, for the report
     assert gate["ratio_threshold"] == regression.RATIO_THRESHOLD and gate["baseline"] == str(baseline)
+    assert gate["alpha"] == benchdiff.ALPHA
     assert [(f["impl"], f["quantity"]) for f in gate["findings"]][:1] == [("seed001_kldiv", "ratio_to_builtin")]
     assert payload["benchmark_gate"]["findings"] is None  # the first run had no baseline
 
