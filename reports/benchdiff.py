@@ -236,7 +236,7 @@ def _speed(prev: dict, cur: dict, limits: Thresholds) -> Speed | None:
     r0, r1 = number(prev.get("ratio_to_builtin")), number(cur.get("ratio_to_builtin"))
     s0, s1 = samples_of(prev), samples_of(cur)
     if s0 is None or s1 is None:
-        if not r0 or not r1:
+        if not r0 or not r1 or r0 == r1 == 1.0:  # 1.0 exactly on both sides: the builtin itself
             return None
         return Speed("time, no samples", r0, r1, r1 / r0 - 1.0, threshold=limits.no_samples_ratio)
     x, y = np.log(s1), np.log(s0)
