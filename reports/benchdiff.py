@@ -57,8 +57,8 @@ RATIO_THRESHOLD = 0.40
 CI_LEVEL = 0.95  # of the shift's confidence interval shown beside each decision
 # Entries without per-round samples (older files): the old rule and its calibrated +90%.
 NO_SAMPLES_RATIO_THRESHOLD = 0.9
-# Deterministic mode: same-commit counts differ by at most 0.1% here (README), an extra
-# clone() of the logits adds 2-3%, an extra pass over them 30% or more.
+# Deterministic mode: same-commit counts differed by at most 0.003% over 36 entries here
+# (README), an extra clone() of the logits adds 2-3%, an extra pass over them 30% or more.
 INSTRUCTION_THRESHOLD = 0.01
 # Memory: peak_over_logits grown by more than this many logits' sizes. Peaks are the
 # median of five calls' allocator replays (lsuite/memory.py); one more logits-sized
@@ -66,7 +66,7 @@ INSTRUCTION_THRESHOLD = 0.01
 MEMORY_THRESHOLD = 0.5
 CALIBRATION = ("timing: 3 same-commit quick runs (3 impls, k<=8192) on a shared 2-core CPU at "
                "load 5-6: ratio spread max 37.8%, 0 of 108 comparisons flagged at +40%; "
-               "instructions: see README 'Benchmarks'")
+               "instructions: 2 same-commit runs, 36 entries, max difference 0.003%")
 # What older files recorded (no "alpha"): their ratio threshold applies to no-samples pairs.
 RULE = "hodges-lehmann+mann-whitney"
 
