@@ -17,6 +17,7 @@ them as usual. Under pytest-xdist pytest-benchmark disables itself, and they ski
 from __future__ import annotations
 
 import pytest
+import torch
 
 from . import bench, catalog, machine, regression, results
 from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
@@ -33,6 +34,16 @@ def pytest_addoption(parser):
                     help="benchmark sweep: quick (minutes on a laptop CPU) or full (vocabularies "
                          "32000-256000 at 8192 tokens); giving it runs the benchmarks "
                          "(default: quick, and only with --benchmark-only)")
+    group.addoption("--ls-bench-threads", type=int, default=bench.THREADS, metavar="N",
+                    help="torch threads while a benchmark runs: with 2 threads on a 2-core machine "
+                         "shared with other work, every parallel region waits for a preempted "
+                         "thread and the per-round ratios scatter 10x more (README, Benchmarks) "
+                         f"(default: {bench.THREADS})")
+    group.addoption("--ls-bench-measure", choices=("time", "instructions"), default="time",
+                    help="time: wall time with the builtin interleaved, judged with statistics; "
+                         "instructions: instructions per call under valgrind's callgrind, "
+                         "deterministic, CPU only, the sweep at INSTRUCTION_ROWS tokens "
+                         "(lsuite/instructions.py) (default: time)")
 
 
 def sizes(config) -> str:
@@ -50,6 +61,21 @@ def pytest_configure(config):
     config.stash[STATE] = bench.State(catalog.by_name()[bench.BUILTIN])
 
 
+def _counter(config):
+    """The session's callgrind worker, started at the first counted point."""
+    state = config.stash[STATE]
+    if state.counter is None:
+        from . import instructions
+
+        state.counter = instructions.Counter(list(config.getoption("ls_impl")))
+        config.add_cleanup(state.counter.close)
+    return state.counter
+
+
+def counting(config) -> bool:
+    return config.getoption("ls_bench_measure") == "instructions"
+
+
 def _impls(config) -> list:
     """The builtin first (the ratios' denominator), then the rest in their order."""
     impls = list(config.stash[IMPLS])
@@ -63,6 +89,7 @@ def _points(config, what: str) -> list[bench.Point]:
                 for device in ("cpu", "cuda") for pass_ in bench.PASSES]
     points = []
     for n, k, dtypes in bench.SIZES[sizes(config)]:
+        n = min(n, bench.INSTRUCTION_ROWS) if counting(config) else n
         for dtype in dtypes:
             for device in ("cpu", "cuda"):
                 for pass_ in bench.PASSES:
@@ -84,7 +111,10 @@ def pytest_generate_tests(metafunc):
     params = []
     for point in _points(metafunc.config, marker.args[0] if marker.args else "impls"):
         marks = []
-        if point.device == "cuda" and not cuda["available"]:
+        if point.device == "cuda" and counting(metafunc.config):
+            marks.append(pytest.mark.skip(reason="--ls-bench-measure instructions counts CPU "
+                                          "instructions only (valgrind cannot see a GPU)"))
+        elif point.device == "cuda" and not cuda["available"]:
             marks.append(pytest.mark.skip(reason=cuda["reason"]))
         elif asked(metafunc.config) and (why := bench.too_big(point)):
             marks.append(pytest.mark.skip(reason=why))
@@ -108,13 +138,24 @@ def ls_bench(request, benchmark):
         pytest.skip("pytest-benchmark is disabled (--benchmark-disable, or pytest-xdist is "
                     "active: run the benchmarks without -n)")
     state = request.config.stash[STATE]
+    if counting(request.config):
+        from . import instructions
+
+        if reason := instructions.unavailable():
+            pytest.skip(f"--ls-bench-measure instructions: {reason}")
+        _counter(request.config)
 
     def measure(point: bench.Point, kind: str = "impl") -> dict:
         entry = bench.measure(benchmark, point, state, kind)
         request.node.user_properties.append((results.BENCHMARK, entry))
         return entry
 
-    return measure
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.config.getoption("ls_bench_threads"))
+    try:
+        yield measure
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -137,7 +178,9 @@ def pytest_sessionfinish(session, exitstatus):
     collector = config.stash.get(COLLECTOR, None)
     entries = collector.benchmarks if collector is not None else []
     if entries:
-        collector.environment["benchmark"] = dict(machine.machine_info(), sizes=sizes(config))
+        collector.environment["benchmark"] = dict(machine.machine_info(), sizes=sizes(config),
+                                                  bench_threads=config.getoption("ls_bench_threads"),
+                                                  measure=config.getoption("ls_bench_measure"))
         baseline = config.stash.get(BASELINE, None)
         findings = None
         if baseline is not None:

@@ -13,7 +13,12 @@ statistics (`benchmark.stats`); this module adds only what it cannot:
   shared machine hits numerator and denominator alike. Measured without the pairing, two
   quick sweeps on the same commit disagreed by up to 30x in ratio_to_builtin (each
   test's rounds were stable; the load changed between tests);
-- `rounds_for`: how many rounds to ask pytest-benchmark's pedantic mode for.
+- `Batch`: a round of several calls, so that every round lasts at least MIN_ROUND_S
+  (`calls_per_round`) and a scheduler time slice lost to another process is a small part
+  of it; `rounds_for`: how many rounds to ask pytest-benchmark's pedantic mode for.
+
+The per-round ratios are kept (results.json `ratio_samples`) and judged by
+reports/benchdiff.py, the same code on CPU (perf_counter) and CUDA (events).
 """
 
 from __future__ import annotations
@@ -26,8 +31,16 @@ from collections.abc import Callable
 import torch
 from pytest_benchmark.stats import Stats
 
-# Rounds: enough for a median and an IQR (at least 5), about TARGET_S of timed calls.
-MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 5, 50, 1.0
+# Rounds: at least MIN_ROUNDS (8 against 8 rounds lets a one-sided Mann-Whitney test reach
+# p = 1/12870; 5 against 5 only 1/252), about TARGET_S of the implementation's rounds, at most
+# MAX_ROUNDS (reports/benchdiff.MAX_SAMPLES ratios are stored per entry).
+MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 8, 40, 1.0
+# The least work per round: calls are repeated until a round lasts this long. Measured on
+# the shared 2-core machine (README, Benchmarks): with one call per round the forward at
+# k=1000 (about 2 ms) spread its per-round ratio to the builtin by 20-50% between rounds,
+# because a round either did or did not lose a 3-4 ms time slice to another process; rounds
+# of 50 ms spread it by a few percent.
+MIN_ROUND_S = 0.05
 
 
 def synchronize(device: str) -> None:
@@ -39,6 +52,34 @@ def call_args(setup: Callable) -> tuple[tuple, dict]:
     """What pytest-benchmark passes to the timed call: setup()'s (args, kwargs), or none."""
     made = setup()
     return made if made else ((), {})
+
+
+def cpu_clock() -> Callable[[], float]:
+    """The CPU timer: with one torch thread every op runs in the calling thread (autograd's
+    CPU backward too), so its CPU time (time.thread_time) is the call's cost and excludes
+    the time the scheduler gave other processes; measured on the shared 2-core machine
+    with the load at 6 (README, Benchmarks): per-round ratios scatter with sigma(log) 0.014
+    against 0.085 on the wall clock. With more threads, the wall clock (perf_counter)."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
+class CpuTimer:
+    """Wraps a callable so each call is timed with cpu_clock(); seconds land in `seconds`."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.clock = cpu_clock()
+        self.seconds: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return "thread_time" if self.clock is time.thread_time else "perf_counter"
+
+    def __call__(self, *args, **kwargs):
+        started = self.clock()
+        result = self.fn(*args, **kwargs)
+        self.seconds.append(self.clock() - started)
+        return result
 
 
 class CudaEventTimer:
@@ -69,22 +110,41 @@ def stats_of(seconds: list[float]) -> Stats:
 
 
 def time_call(run: Callable, setup: Callable, device: str) -> float:
-    """Seconds of one call of run(*setup()): CUDA events on CUDA, perf_counter on CPU."""
+    """Seconds of one call of run(*setup()): CUDA events on CUDA, cpu_clock() on CPU."""
     args, kwargs = call_args(setup)
-    if device == "cuda":
-        timer = CudaEventTimer(run)
-        timer(*args, **kwargs)
-        return timer.seconds[0]
-    started = time.perf_counter()
-    run(*args, **kwargs)
-    return time.perf_counter() - started
+    timer = CudaEventTimer(run) if device == "cuda" else CpuTimer(run)
+    timer(*args, **kwargs)
+    return timer.seconds[0]
 
 
-def rounds_for(seconds_per_call: float) -> int:
-    """Rounds to time: about TARGET_S of calls, at least MIN_ROUNDS, at most MAX_ROUNDS."""
-    if seconds_per_call <= 0:
+def rounds_for(seconds_per_round: float) -> int:
+    """Rounds to time: about TARGET_S of rounds, at least MIN_ROUNDS, at most MAX_ROUNDS."""
+    if seconds_per_round <= 0:
         return MAX_ROUNDS
-    return max(MIN_ROUNDS, min(MAX_ROUNDS, math.ceil(TARGET_S / seconds_per_call)))
+    return max(MIN_ROUNDS, min(MAX_ROUNDS, math.ceil(TARGET_S / seconds_per_round)))
+
+
+def calls_per_round(seconds_per_call: float, min_round_s: float = MIN_ROUND_S) -> int:
+    """Calls in one round so that the round lasts at least min_round_s."""
+    if seconds_per_call <= 0:
+        return 1
+    return max(1, math.ceil(min_round_s / seconds_per_call))
+
+
+class Batch:
+    """A round of `calls` calls of run(*setup()): `setup` prepares every call's arguments
+    untimed and returns them as the timed `run`'s one argument (pytest-benchmark's pedantic
+    mode takes no iterations beside a setup, so the round repeats inside the timed call)."""
+
+    def __init__(self, run: Callable, setup: Callable, calls: int):
+        self._run, self._setup, self.calls = run, setup, calls
+
+    def setup(self):
+        return ([call_args(self._setup) for _ in range(self.calls)],), {}
+
+    def run(self, prepared):
+        for args, kwargs in prepared:
+            self._run(*args, **kwargs)
 
 
 class Interleaved:
@@ -104,7 +164,12 @@ class Interleaved:
         return self._setup()
 
 
+def round_ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    """The per-round ratios (rounds are paired: same load), in round order."""
+    return [a / b for a, b in zip(numerators, denominators, strict=False) if b > 0 and a > 0]
+
+
 def paired_ratio(numerators: list[float], denominators: list[float]) -> float | None:
-    """Median of the per-round ratios (rounds are paired: same load)."""
-    ratios = [a / b for a, b in zip(numerators, denominators, strict=False) if b > 0]
+    """Median of the per-round ratios."""
+    ratios = round_ratios(numerators, denominators)
     return statistics.median(ratios) if ratios else None

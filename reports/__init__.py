@@ -6,9 +6,10 @@
 
 Also a command line: `python -m reports build|compare ...` (see reports/__main__.py).
 Never imports torch nor lsuite: a report can be rendered on any machine from a saved
-results file. `reports.files` (the atomic writer) and `reports.benchdiff` (matching and
-judging benchmarks of two runs) are standard-library only and also serve the suite; the
-renderer (Jinja2, matplotlib) is imported only when first used, so they never need it.
+results file. `reports.files` (the atomic writer, standard library only) and
+`reports.benchdiff` (matching and judging benchmarks of two runs, NumPy and SciPy) also
+serve the suite; the renderer (Jinja2, matplotlib) is imported only when first used, so
+they never need it.
 """
 
 from .load import SCHEMA, ResultsError, load_results, validate

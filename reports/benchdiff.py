@@ -3,18 +3,31 @@
 The one home of that decision. The gate (lsuite/regression.py: the exit status of a
 benchmark run against --ls-baseline) and the report's regression section
 (reports/compare.py) both call `diff`, so they decide the same way for the same pair of
-files. Standard library only: no torch, nothing of lsuite.
+files. No torch, nothing of lsuite: NumPy and SciPy only.
 
-Speed is judged on `ratio_to_builtin` only: each run divides an implementation's median
-by nn.CrossEntropyLoss's median at the same point measured in the same run, which cancels
-the machine, its load and its clock; absolute times are never compared across runs.
-Memory is judged on `peak_over_logits` (allocator events are deterministic for a given
-op sequence). Entries are matched by KEY.
+Speed, timing mode (`measure` "time", the default): each entry keeps its per-round ratios
+to nn.CrossEntropyLoss timed interleaved in the same run (`ratio_samples`), which cancels
+the machine and most of its load; absolute times are never compared across runs. Two runs
+are compared like asv compares (asv/commands/compare.py): a regression needs an effect
+size *and* significance. The effect is the Hodges-Lehmann shift of the log per-round
+ratios (the median of all current/baseline ratio quotients), with its distribution-free
+confidence interval; the test is a one-sided Mann-Whitney U test on the same samples.
+Every comparison also reports the smallest slowdown it could have flagged (`detectable`).
+Entries without samples (files written before they were kept) fall back to the rule of
+those files: the median ratio grown by more than the recorded (or the old default +90%)
+threshold.
 
-A run that benchmarks records the thresholds it judged with in results.json under GATE
-(see README, Results); `thresholds_of` reads them back, so a report compares two files
-with the thresholds the run itself used. The constants below are the calibrated defaults
-the gate records, and the fallback for files written before thresholds were recorded.
+Speed, deterministic mode (`measure` "instructions"): instructions per call counted by
+callgrind (lsuite/instructions.py); a count grown by more than INSTRUCTION_THRESHOLD is a
+regression: no statistics needed, the count repeats to well under that.
+
+Memory: `peak_over_logits`, the allocator's peak beyond the inputs in logits' sizes
+(deterministic for a given op sequence), grown by more than MEMORY_THRESHOLD.
+
+Entries are matched by KEY (and never across measures). A run that benchmarks records the
+thresholds it judged with in results.json under GATE (see README, Results);
+`thresholds_of` reads them back, so a report compares two files with the thresholds the
+run itself used. The constants below are the calibrated defaults.
 """
 
 from __future__ import annotations
@@ -22,26 +35,40 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+from scipy import stats
+
 KEY = ("impl", "device", "dtype", "pass", "n", "k")
 GATE = "benchmark_gate"  # results.json top-level key: thresholds and the gate's findings
+SAMPLES = "ratio_samples"  # per-round impl/builtin time ratios of an entry (timing mode)
+MAX_SAMPLES = 50  # stored per entry, at most (an entry with more keeps evenly spaced ones)
 
-# Speed: a ratio_to_builtin that grew by more than this fraction is a regression.
-# Calibration (CALIBRATION): the quick sweep run twice on the same commit (2-core shared
-# CPU, torch 2.13.0, other test runs on the machine; `python -m lsuite.regression A B`).
-# With the builtin and the copy interleaved round by round, the per-benchmark spread of
-# ratio_to_builtin was median 4.8%, p90 49%, max 201% (96 benchmarks); the worst are the
-# shortest calls (forward at k=1000, ~1-5 ms) and bfloat16 backward at k=8192. At k=32000
-# the max was 44%. 0.9 is the largest threshold that still flags a doubled ratio; it left
-# 3 of 96 false alarms between those two runs, so on a machine this busy the gate is not
-# yet trustworthy: calibrate on the machine that gates (quiet, pinned threads).
-RATIO_THRESHOLD = 0.9
-# Memory: peak_over_logits that grew by more than this many logits' sizes. Measured across
-# the same two runs: 95 of 96 peaks identical, one differed by exactly one logits' size
-# (an allocation order/reuse effect), so a single new N x K temporary (+1.0) is within the
-# jitter and is not flagged; two are.
-MEMORY_THRESHOLD = 1.5
-CALIBRATION = ("quick sweep x2, same commit, shared 2-core CPU: ratio spread median 4.8%, "
-               "p90 49%, max 201%; peak/logits identical except one point (+1.0)")
+# Timing mode. ALPHA: significance of the one-sided Mann-Whitney test. RATIO_THRESHOLD:
+# the effect size a slowdown must exceed besides: within-run rounds share a run's state
+# (what the neighbours do to the shared caches and memory bandwidth, the allocator), so
+# two runs of the same commit differ systematically by more than any number of rounds
+# averages away. Measured (README, Benchmarks): 3 quick runs (3 implementations, k <= 8192)
+# on the shared 2-core machine at load average 5-6, 6 ordered comparisons, 108 timed
+# entry comparisons: median ratios spread by median 4.1%, p90 21.6%, max 37.8% (cache-
+# resident forwards at k=1000); false alarms at +10%: 15, +25%: 4, +30%: 1, +40%: 0. On a
+# quiet gating machine calibrate again (python -m lsuite.regression A B C) and lower it.
+ALPHA = 0.01
+RATIO_THRESHOLD = 0.40
+CI_LEVEL = 0.95  # of the shift's confidence interval shown beside each decision
+# Entries without per-round samples (older files): the old rule and its calibrated +90%.
+NO_SAMPLES_RATIO_THRESHOLD = 0.9
+# Deterministic mode: same-commit counts differed by at most 0.003% over 36 entries here
+# (README), an extra clone() of the logits adds 2-3%, an extra pass over them 30% or more.
+INSTRUCTION_THRESHOLD = 0.01
+# Memory: peak_over_logits grown by more than this many logits' sizes. Peaks are the
+# median of five calls' allocator replays (lsuite/memory.py); one more logits-sized
+# buffer is +1.0 and is flagged.
+MEMORY_THRESHOLD = 0.5
+CALIBRATION = ("timing: 3 same-commit quick runs (3 impls, k<=8192) on a shared 2-core CPU at "
+               "load 5-6: ratio spread max 37.8%, 0 of 108 comparisons flagged at +40%; "
+               "instructions: 2 same-commit runs, 36 entries, max difference 0.003%")
+# What older files recorded (no "alpha"): their ratio threshold applies to no-samples pairs.
+RULE = "hodges-lehmann+mann-whitney"
 
 
 def number(value) -> float | None:
@@ -59,30 +86,183 @@ def key_of(entry: dict) -> tuple:
 
 @dataclass(frozen=True)
 class Thresholds:
-    ratio: float = RATIO_THRESHOLD  # relative growth of ratio_to_builtin
+    ratio: float = RATIO_THRESHOLD  # effect size: relative growth of the per-round ratios
     memory: float = MEMORY_THRESHOLD  # growth of peak_over_logits, in logits' sizes
+    alpha: float = ALPHA  # significance of the Mann-Whitney test
+    instructions: float = INSTRUCTION_THRESHOLD  # relative growth of instructions per call
+    no_samples_ratio: float = NO_SAMPLES_RATIO_THRESHOLD  # pairs without samples (old files)
     recorded: bool = False  # read from a results.json, not this module's defaults
 
     def describe(self) -> str:
-        return f"time/builtin +{self.ratio:.0%}, peak/logits +{self.memory:g}"
+        return (f"time/builtin +{self.ratio:.0%} and p < {self.alpha:g} (without samples "
+                f"+{self.no_samples_ratio:.0%}), instructions +{self.instructions:.0%}, "
+                f"peak/logits +{self.memory:g}")
 
     def record(self) -> dict:
         """What a run writes under GATE (with its findings)."""
-        return {"ratio_threshold": self.ratio, "memory_threshold": self.memory,
+        return {"rule": RULE, "ratio_threshold": self.ratio, "alpha": self.alpha,
+                "no_samples_ratio_threshold": self.no_samples_ratio,
+                "instruction_threshold": self.instructions, "memory_threshold": self.memory,
                 "calibration": CALIBRATION}
 
 
 def thresholds_of(*results) -> Thresholds:
     """The thresholds recorded in the first of these results dicts that has them; the
-    defaults above for files written before thresholds were recorded."""
+    defaults above for files written before thresholds were recorded. A file of the old
+    rule (no "alpha") recorded one ratio threshold for bare medians: it applies to pairs
+    without samples, and the defaults to the rest."""
     for payload in results:
         gate = payload.get(GATE) if isinstance(payload, dict) else None
         if not isinstance(gate, dict):
             continue
         ratio, memory = number(gate.get("ratio_threshold")), number(gate.get("memory_threshold"))
-        if ratio is not None and memory is not None and ratio >= 0 and memory >= 0:
-            return Thresholds(ratio, memory, recorded=True)
+        if ratio is None or memory is None or ratio < 0 or memory < 0:
+            continue
+        alpha = number(gate.get("alpha"))
+        if alpha is None:
+            return Thresholds(memory=memory, no_samples_ratio=ratio, recorded=True)
+        extra = {name: value for name, key in (("instructions", "instruction_threshold"),
+                                               ("no_samples_ratio", "no_samples_ratio_threshold"))
+                 if (value := number(gate.get(key))) is not None and value >= 0}
+        return Thresholds(ratio=ratio, memory=memory, alpha=alpha, recorded=True, **extra)
     return Thresholds()
+
+
+# ------------------------------------------------------------------ the statistics
+
+
+def samples_of(entry: dict) -> np.ndarray | None:
+    """An entry's per-round ratios as positive finite floats; None without (enough) samples."""
+    raw = entry.get(SAMPLES)
+    if not isinstance(raw, list):
+        return None
+    values = [v for v in (number(x) for x in raw) if v is not None and v > 0]
+    return np.asarray(values) if len(values) >= 3 else None
+
+
+def thin(values: list[float], limit: int = MAX_SAMPLES) -> list[float]:
+    """At most `limit` of the values, evenly spaced in their order (what an entry stores)."""
+    if len(values) <= limit:
+        return list(values)
+    step = len(values) / limit
+    return [values[int(i * step)] for i in range(limit)]
+
+
+def _p_greater(x: np.ndarray, y: np.ndarray) -> float:
+    """One-sided Mann-Whitney U: p of x's distribution lying above y's."""
+    return float(stats.mannwhitneyu(x, y, alternative="greater").pvalue)
+
+
+def detectable(x: np.ndarray, y: np.ndarray, alpha: float = ALPHA, factor: float = RATIO_THRESHOLD) -> float:
+    """The smallest slowdown (relative) a comparison of samples this noisy would flag: x
+    (log ratios, re-centred on y's median) shifted up until the test is significant, and
+    at least the effect-size threshold. inf when even complete separation is not
+    significant (too few rounds)."""
+    x = x - np.median(x) + np.median(y)
+    top = float(np.max(y) - np.min(x)) + 1e-9
+    if _p_greater(x + top, y) >= alpha:
+        return math.inf
+    low, high = 0.0, top
+    if _p_greater(x, y) < alpha:
+        high = 0.0
+    for _ in range(40):  # bisection to well under 0.1% of a ratio
+        if high - low < 1e-4:
+            break
+        mid = (low + high) / 2
+        low, high = (low, mid) if _p_greater(x + mid, y) < alpha else (mid, high)
+    return max(factor, math.expm1(high))
+
+
+def detectable_alone(ratios: list[float], alpha: float = ALPHA, factor: float = RATIO_THRESHOLD) -> float | None:
+    """The smallest slowdown one run's samples could reveal against a baseline as noisy
+    as itself (stored in each entry as `detectable_slowdown`)."""
+    x = np.log(np.asarray([r for r in ratios if r > 0]))
+    return detectable(x, x, alpha, factor) if len(x) >= 3 else None
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The speed decision on one matched pair, with its evidence."""
+
+    measure: str  # "time" (with samples), "time, no samples" or "instructions"
+    before: float  # median ratio to the builtin, or instructions per call
+    after: float
+    change: float  # estimated relative change (Hodges-Lehmann for samples)
+    low: float | None = None  # CI_LEVEL confidence interval of the change
+    high: float | None = None
+    p_slower: float | None = None  # one-sided Mann-Whitney p-values
+    p_faster: float | None = None
+    detectable: float | None = None  # the smallest slowdown this comparison could flag
+    threshold: float = 0.0  # the effect size (or relative change) a regression needs
+    alpha: float | None = None
+
+    @property
+    def slower(self) -> bool:
+        if self.p_slower is not None:
+            return self.change > self.threshold and self.p_slower < self.alpha
+        return self.change > self.threshold
+
+    @property
+    def faster(self) -> bool:
+        """As large and as significant the other way (the reverse comparison would flag it)."""
+        reverse = 1.0 / (1.0 + self.change) - 1.0
+        if self.p_faster is not None:
+            return reverse > self.threshold and self.p_faster < self.alpha
+        return reverse > self.threshold
+
+    def why(self) -> str:
+        """The decision's reason, in words."""
+        size = f"{self.change:+.1%}"
+        if self.low is not None:
+            size += f" [{self.low:+.1%}, {self.high:+.1%}]"
+        if self.measure == "time":
+            sig = f"p={self.p_slower:.2g}" if self.p_slower >= 1e-4 else "p<1e-4"
+            verdict = ("slower" if self.slower else "faster" if self.faster else "within noise")
+            detect = "" if self.detectable is None else (
+                "; could detect " + ("nothing: too few rounds" if math.isinf(self.detectable)
+                                     else f"+{self.detectable:.0%}"))
+            rule = f"needs > +{self.threshold:.0%} and p < {self.alpha:g}"
+            return f"{verdict}: {size}, {sig} ({rule}){detect}"
+        what = "instructions" if self.measure == "instructions" else "median time/builtin (no samples)"
+        verdict = "slower" if self.slower else "faster" if self.faster else "within noise"
+        return f"{verdict}: {what} {size} (needs > +{self.threshold:.0%})"
+
+
+def _speed(prev: dict, cur: dict, limits: Thresholds) -> Speed | None:
+    m0, m1 = measure_of(prev), measure_of(cur)
+    if m0 != m1:
+        return None  # never compared across measures
+    if m1 == "instructions":
+        i0, i1 = number(prev.get("instructions")), number(cur.get("instructions"))
+        if not i0 or i1 is None:
+            return None
+        return Speed("instructions", i0, i1, i1 / i0 - 1.0, threshold=limits.instructions)
+    r0, r1 = number(prev.get("ratio_to_builtin")), number(cur.get("ratio_to_builtin"))
+    s0, s1 = samples_of(prev), samples_of(cur)
+    if s0 is None or s1 is None:
+        if not r0 or not r1 or r0 == r1 == 1.0:  # 1.0 exactly on both sides: the builtin itself
+            return None
+        return Speed("time, no samples", r0, r1, r1 / r0 - 1.0, threshold=limits.no_samples_ratio)
+    x, y = np.log(s1), np.log(s0)
+    quotients = np.sort(np.subtract.outer(x, y).ravel())
+    n, m = len(x), len(y)
+    # distribution-free CI of the shift: order statistics of the pairwise differences
+    z = stats.norm.ppf(0.5 + CI_LEVEL / 2)
+    c = max(0, int(math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))))
+    return Speed("time", float(np.median(s0)), float(np.median(s1)),
+                 math.expm1(float(np.median(quotients))),
+                 low=math.expm1(float(quotients[c])), high=math.expm1(float(quotients[n * m - 1 - c])),
+                 p_slower=_p_greater(x, y), p_faster=_p_greater(y, x),
+                 detectable=detectable(x, y, limits.alpha, limits.ratio),
+                 threshold=limits.ratio, alpha=limits.alpha)
+
+
+def measure_of(entry: dict) -> str:
+    """How an entry's speed was measured: "time" (older files too) or "instructions"."""
+    return "instructions" if entry.get("measure") == "instructions" else "time"
+
+
+# ------------------------------------------------------------------ the decision
 
 
 @dataclass(frozen=True)
@@ -90,24 +270,26 @@ class BenchRegression:
     """One regression: the gate fails on it, the report lists it."""
 
     key: tuple  # (impl, device, dtype, pass, n, k)
-    quantity: str  # "ratio_to_builtin" or "peak_over_logits"
+    quantity: str  # "ratio_to_builtin", "instructions" or "peak_over_logits"
     before: float
     after: float
     threshold: float
+    why: str = ""  # the decision's evidence (speed: the change, its interval, p)
 
     @property
     def change(self) -> float:
-        """Relative change for ratios, absolute (logits sizes) for memory."""
-        if self.quantity == "ratio_to_builtin":
-            return self.after / self.before - 1.0
-        return self.after - self.before
+        """Relative change for speed, absolute (logits sizes) for memory."""
+        if self.quantity == "peak_over_logits":
+            return self.after - self.before
+        return self.after / self.before - 1.0
 
     def message(self) -> str:
         impl, device, dtype, pass_, n, k = self.key
         where = f"{impl} {device} {dtype} {pass_} n={n} k={k}"
         if self.quantity == "ratio_to_builtin":
-            return (f"{where}: time / builtin {self.before:.2f} -> {self.after:.2f} "
-                    f"({self.change:+.0%}, threshold +{self.threshold:.0%})")
+            return f"{where}: time / builtin {self.before:.2f} -> {self.after:.2f}, {self.why}"
+        if self.quantity == "instructions":
+            return f"{where}: instructions {self.before:.4g} -> {self.after:.4g}, {self.why}"
         return (f"{where}: peak memory / logits {self.before:.2f} -> {self.after:.2f} "
                 f"({self.change:+.2f} logits sizes, threshold +{self.threshold:g})")
 
@@ -122,28 +304,46 @@ class Pair:
     """A benchmark present in both runs, with what was decided about it."""
 
     key: tuple
-    ratio_before: float | None
-    ratio_after: float | None
+    speed: Speed | None  # None: no comparable speed (the builtin's own ratio, mixed measures)
     peak_before: float | None
     peak_after: float | None
     median_before: float | None
     median_after: float | None
-    slower: bool  # ratio_to_builtin grew past the threshold: a regression
-    faster: bool  # it shrank as far (the reverse comparison would be a regression)
-    more_memory: bool  # peak_over_logits grew past the threshold: a regression
-    less_memory: bool
+    memory_threshold: float
+
+    @property
+    def ratio_before(self) -> float | None:
+        return None if self.speed is None else self.speed.before
+
+    @property
+    def ratio_after(self) -> float | None:
+        return None if self.speed is None else self.speed.after
 
     @property
     def ratio_change(self) -> float | None:
-        if not self.ratio_before or self.ratio_after is None:
-            return None
-        return self.ratio_after / self.ratio_before - 1.0
+        return None if self.speed is None else self.speed.change
+
+    @property
+    def slower(self) -> bool:  # a regression
+        return self.speed is not None and self.speed.slower
+
+    @property
+    def faster(self) -> bool:  # the reverse comparison would be a regression
+        return self.speed is not None and self.speed.faster
 
     @property
     def memory_change(self) -> float | None:
         if self.peak_before is None or self.peak_after is None:
             return None
         return self.peak_after - self.peak_before
+
+    @property
+    def more_memory(self) -> bool:  # a regression
+        return self.memory_change is not None and self.memory_change > self.memory_threshold
+
+    @property
+    def less_memory(self) -> bool:
+        return self.memory_change is not None and -self.memory_change > self.memory_threshold
 
     @property
     def regressed(self) -> bool:
@@ -158,6 +358,13 @@ class Pair:
             return "within noise"
         return ("regression: " if self.regressed else "") + ", ".join(parts)
 
+    def why(self) -> str:
+        """Why the pair was judged as it was: speed and memory, each with its rule."""
+        parts = [] if self.speed is None else [self.speed.why()]
+        if self.memory_change is not None:
+            parts.append(f"peak {self.memory_change:+.2f} logits (needs > +{self.memory_threshold:g})")
+        return "; ".join(parts)
+
 
 @dataclass
 class BenchDiff:
@@ -169,15 +376,10 @@ class BenchDiff:
 
 
 def _pair(key: tuple, prev: dict, cur: dict, limits: Thresholds) -> Pair:
-    r0, r1 = number(prev.get("ratio_to_builtin")), number(cur.get("ratio_to_builtin"))
-    p0, p1 = number(prev.get("peak_over_logits")), number(cur.get("peak_over_logits"))
-    ratios = bool(r0) and bool(r1)  # both present and non-zero
-    memory = p0 is not None and p1 is not None
-    return Pair(key, r0, r1, p0, p1, number(prev.get("median_s")), number(cur.get("median_s")),
-                slower=ratios and r1 / r0 - 1.0 > limits.ratio,
-                faster=ratios and r0 / r1 - 1.0 > limits.ratio,
-                more_memory=memory and p1 - p0 > limits.memory,
-                less_memory=memory and p0 - p1 > limits.memory)
+    return Pair(key, _speed(prev, cur, limits),
+                number(prev.get("peak_over_logits")), number(cur.get("peak_over_logits")),
+                number(prev.get("median_s")), number(cur.get("median_s")),
+                memory_threshold=limits.memory)
 
 
 def diff(baseline: list, current: list, thresholds: Thresholds | None = None) -> BenchDiff:
@@ -193,15 +395,17 @@ def diff(baseline: list, current: list, thresholds: Thresholds | None = None) ->
         if key not in old:
             continue
         pair = _pair(key, old[key], cur, limits)
-        if pair.ratio_change is None and pair.memory_change is None:
+        if pair.speed is None and pair.memory_change is None:
             continue
         out.pairs.append(pair)
         if pair.slower:
-            out.findings.append(BenchRegression(key, "ratio_to_builtin", pair.ratio_before, pair.ratio_after,
-                                        limits.ratio))
+            speed = pair.speed
+            quantity = "instructions" if speed.measure == "instructions" else "ratio_to_builtin"
+            out.findings.append(BenchRegression(key, quantity, speed.before, speed.after,
+                                                speed.threshold, speed.why()))
         if pair.more_memory:
-            out.findings.append(BenchRegression(key, "peak_over_logits", pair.peak_before, pair.peak_after,
-                                        limits.memory))
+            out.findings.append(BenchRegression(key, "peak_over_logits", pair.peak_before,
+                                                pair.peak_after, limits.memory))
     return out
 
 

@@ -4,12 +4,15 @@ noise, and a real run of suites/test_benchmarks.py records entries and gates on 
 """
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from lsuite import bench, memory, regression, timing
+from reports import benchdiff
 
 ROOT = Path(__file__).resolve().parents[1]
 N, K = 256, 1000
@@ -70,32 +73,77 @@ def test_interleaved_times_every_companion_before_each_round():
     assert timing.paired_ratio([2.0, 6.0, 3.0], [1.0, 2.0, 0.0]) == pytest.approx(2.5)
 
 
-def _entry(impl="seed001_kldiv", ratio=3.0, peak=6.0, **changes):
+def _entry(impl="seed001_kldiv", ratio=3.0, peak=6.0, samples=None, **changes):
     entry = {"impl": impl, "device": "cpu", "dtype": "float32", "pass": "forward_backward",
              "n": 1024, "k": 32000, "ratio_to_builtin": ratio, "peak_over_logits": peak}
+    if samples is not None:
+        entry["ratio_samples"] = list(samples)
     return dict(entry, **changes)
 
 
-def test_regression_flags_a_doubled_ratio_naming_impl_shape_and_change():
-    findings = regression.regressions([_entry(ratio=6.0)], [_entry(ratio=3.0)])
+def _rounds(ratio, spread=0.03, n=12, seed=0):
+    """Per-round ratios around `ratio`, log-normal with sigma `spread`."""
+    return list(ratio * np.exp(np.random.default_rng(seed).normal(0.0, spread, n)))
+
+
+def test_gate_flags_a_significant_slowdown_beyond_the_effect_size_with_its_interval():
+    findings = regression.regressions([_entry(samples=_rounds(3.0 * 1.6, seed=1))],
+                                      [_entry(samples=_rounds(3.0, seed=2))])
     assert [f.quantity for f in findings] == ["ratio_to_builtin"]
     message = findings[0].message()
-    for words in ("seed001_kldiv", "n=1024 k=32000", "forward_backward", "3.00 -> 6.00", "+100%"):
+    for words in ("seed001_kldiv", "n=1024 k=32000", "forward_backward", "slower: +", "p<", "could detect"):
         assert words in message, message
+    pair = benchdiff.diff([_entry(samples=_rounds(3.0, seed=2))], [_entry(samples=_rounds(3.0 * 1.6, seed=1))]).pairs[0]
+    assert pair.speed.low < 0.6 < pair.speed.high and pair.speed.detectable < 0.6
 
 
-def test_regression_ignores_changes_inside_the_threshold_and_speedups():
-    inside = 3.0 * (1 + regression.RATIO_THRESHOLD * 0.9)
+def test_gate_needs_both_significance_and_effect_size():
+    base = _entry(samples=_rounds(3.0, seed=2))
+    small = _entry(samples=_rounds(3.0 * 1.2, spread=0.005, seed=1))  # significant, but +20%
+    noisy = _entry(samples=_rounds(3.0 * 1.5, spread=1.0, n=8, seed=3))  # +50%, but noise this large
+    quiet = _entry(samples=_rounds(3.0, spread=0.005, seed=2))
+    assert regression.regressions([small], [quiet]) == []
+    assert regression.regressions([noisy], [base]) == []
+    assert regression.regressions([_entry(samples=_rounds(2.0, seed=1))], [base]) == []  # faster
+
+
+def test_detectable_slowdown_grows_with_the_noise_and_shrinks_with_the_rounds():
+    quiet, loud = benchdiff.detectable_alone(_rounds(1, 0.01, 20)), benchdiff.detectable_alone(_rounds(1, 1.0, 20))
+    assert quiet == pytest.approx(benchdiff.RATIO_THRESHOLD) and loud > benchdiff.RATIO_THRESHOLD
+    assert benchdiff.detectable_alone(_rounds(1, 1.0, 40)) < loud
+    assert benchdiff.detectable_alone([1.0, 1.1, 0.9]) == math.inf  # 3 rounds can prove nothing
+
+
+def test_entries_without_samples_fall_back_to_the_old_rule():
+    assert [f.quantity for f in regression.regressions([_entry(ratio=6.0)], [_entry(ratio=3.0)])] == [
+        "ratio_to_builtin"]
+    inside = 3.0 * (1 + benchdiff.NO_SAMPLES_RATIO_THRESHOLD * 0.9)
     assert regression.regressions([_entry(ratio=inside)], [_entry(ratio=3.0)]) == []
-    assert regression.regressions([_entry(ratio=1.5)], [_entry(ratio=3.0)]) == []
     assert regression.regressions([_entry(ratio=6.0, k=50257)], [_entry(ratio=3.0)]) == []  # unmatched
+    mixed = regression.regressions([_entry(ratio=6.0, samples=_rounds(6.0))], [_entry(ratio=3.0)])
+    assert "no samples" in mixed[0].message()
 
 
-def test_regression_flags_new_n_by_k_temporaries():
-    findings = regression.regressions([_entry(peak=8.0)], [_entry(peak=6.0)])  # two new N x K
+def test_instruction_counts_are_judged_by_their_relative_change_and_never_against_time():
+    counted = dict(measure="instructions", instructions=1_000_000)
+    grown = dict(counted, instructions=1_000_000 * (1 + 2 * benchdiff.INSTRUCTION_THRESHOLD))
+    same = dict(counted, instructions=1_000_000 * (1 + benchdiff.INSTRUCTION_THRESHOLD / 2))
+    assert [f.quantity for f in regression.regressions([_entry(**grown)], [_entry(**counted)])] == ["instructions"]
+    assert regression.regressions([_entry(**same)], [_entry(**counted)]) == []
+    assert regression.regressions([_entry(ratio=9.0, **grown)], [_entry(ratio=3.0)]) == []  # time vs count
+
+
+def test_regression_flags_one_new_logits_sized_buffer_and_not_less():
+    findings = regression.regressions([_entry(peak=7.0)], [_entry(peak=6.0)])  # one new N x K
     assert [f.quantity for f in findings] == ["peak_over_logits"]
     assert regression.regressions([_entry(peak=6.0 + regression.MEMORY_THRESHOLD * 0.9)],
-                              [_entry(peak=6.0)]) == []
+                                  [_entry(peak=6.0)]) == []
+
+
+def test_same_commit_comparison_counts_every_ordered_pair():
+    runs = [[_entry(samples=_rounds(3.0, seed=s))] for s in range(3)]
+    found = regression.same_commit(runs)
+    assert (found["pairs"], found["entries"], found["alarms"]) == (6, 6, [])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the event timer needs one")
@@ -131,6 +179,7 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     assert payload["environment"]["benchmark"]["torch_threads"] >= 1
 
     slow["ratio_to_builtin"] /= 10  # a baseline in which seed001 was 10x faster: a sure regression
+    slow["ratio_samples"] = [r / 10 for r in slow["ratio_samples"]]
     baseline = pytester.path / "baseline.json"
     baseline.write_text(json.dumps(payload))
     result, gated = _run(pytester, pytester.path / "second", "--benchmark-only",
@@ -139,6 +188,7 @@ def test_benchmark_run_records_entries_and_gates_on_a_baseline(pytester):
     result.stdout.fnmatch_lines(["REGRESSION seed001_kldiv cpu float32 forward_backward n=1024 k=1000*"])
     gate = gated["benchmark_gate"]  # what the gate judged with and decided, for the report
     assert gate["ratio_threshold"] == regression.RATIO_THRESHOLD and gate["baseline"] == str(baseline)
+    assert gate["alpha"] == benchdiff.ALPHA
     assert [(f["impl"], f["quantity"]) for f in gate["findings"]][:1] == [("seed001_kldiv", "ratio_to_builtin")]
     assert payload["benchmark_gate"]["findings"] is None  # the first run had no baseline
 
@@ -151,3 +201,95 @@ def test_benchmarks_skip_unless_asked(pytester):
     assert result.ret in (0, 5), result.stdout.str()[-3000:]
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*benchmarks run only when asked*"])
+
+
+# ------------------------------------------------------------------ benchmark mutants
+
+SLOW = ROOT / "selftests" / "impls" / "slow.py"
+# Two points of the quick sweep: the forward and forward+backward at 1024 x 1000 float32,
+# where the mutants cost +15% (the extra clone) to +60% (float64) in time on this machine
+# (README, Benchmarks).
+MUTANT_POINT = "candidate and cpu and float32 and forward and k1000"
+
+
+def _run_impl(pytester, out, record, *args, point=MUTANT_POINT):
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "suites" / "test_benchmarks.py"), f"--rootdir={ROOT}", "-c",
+        str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", f"--ls-report-dir={out}",
+        "--ls-bench-sizes", "quick", "--ls-impl", f"{SLOW}:{record}", "-k", point, *args)
+    path = out / "results.json"
+    return result, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def test_benchmark_mutants_compute_what_the_baseline_computes():
+    """They are correct: only their cost differs (the gate must judge cost, not values)."""
+    from lsuite.records import BuildConfig
+    from selftests.impls import slow
+
+    logits, target = torch.randn(64, 50, dtype=torch.float64), torch.randint(0, 50, (64,))
+    cfg = BuildConfig(eps=0.1, reduction="mean", num_classes=50, device="cpu", dtype=torch.float64,
+                      weight=None, ignore_index=None)
+    expected = slow.BASELINE.build(cfg)(logits, target)
+    for name, impl in slow.MUTANTS.items():
+        torch.testing.assert_close(impl.build(cfg)(logits, target), expected, msg=name)
+
+
+def test_gate_flags_every_benchmark_mutant_and_nothing_on_the_same_commit(pytester):
+    """A baseline run of the unmutated implementation; a second one of the same code must
+    pass the gate, and each mutant, under the same name, must fail it (exit 1): each holds
+    one more logits-sized buffer at least at the forward's peak (a memory finding), and all
+    but the extra clone cost more than the timing threshold (+40% here) in the forward (a
+    time finding; the clone's +15-30% is below what timing can tell from noise on this
+    machine, deterministic mode flags it)."""
+    result, first = _run_impl(pytester, pytester.path / "base", "BASELINE", "--benchmark-only")
+    assert result.ret == 0 and len(first["benchmarks"]) == 2, result.stdout.str()[-3000:]
+    assert len(first["benchmarks"][0]["ratio_samples"]) >= timing.MIN_ROUNDS
+    baseline = pytester.path / "base" / "results.json"
+    result, again = _run_impl(pytester, pytester.path / "again", "BASELINE", "--benchmark-only",
+                              f"--ls-baseline={baseline}")
+    assert result.ret == 0 and again["benchmark_gate"]["findings"] == [], result.stdout.str()[-3000:]
+    for name in ("EXTRA_CLONE", "SECOND_LOG_SOFTMAX", "FLOAT64", "ONE_HOT"):
+        result, mutant = _run_impl(pytester, pytester.path / name, name, "--benchmark-only",
+                                   f"--ls-baseline={baseline}")
+        found = {f["quantity"] for f in mutant["benchmark_gate"]["findings"]}
+        assert result.ret == 1, (name, result.stdout.str()[-3000:])
+        expected = {"peak_over_logits"} | ({"ratio_to_builtin"} if name != "EXTRA_CLONE" else set())
+        assert expected <= found, (name, found)
+
+
+@pytest.mark.parametrize("n, k, dtype", [(n, k, dtype) for n, k, dtypes in bench.SIZES["quick"]
+                                         for dtype in dtypes])
+def test_memory_gate_flags_one_logits_sized_buffer_and_never_the_same_code(n, k, dtype):
+    """At every quick-sweep size, the forward of the extra-clone mutant (one more
+    logits-sized buffer alive at the peak) is flagged against the baseline, and the
+    baseline measured again is identical."""
+    from selftests.impls import slow
+
+    peaks = {}
+    for name, impl in (("base", slow.BASELINE), ("again", slow.BASELINE), ("clone", slow.EXTRA_CLONE)):
+        point = bench.Point(impl, "cpu", dtype, "forward", n, k)
+        peaks[name] = bench.peak(bench.workload(impl, point), point) / point.logits_bytes
+    base, again, clone = (_entry(peak=peaks[name]) for name in ("base", "again", "clone"))
+    assert peaks["base"] == peaks["again"], peaks
+    assert regression.regressions([again], [base]) == []
+    assert [f.quantity for f in regression.regressions([clone], [base])] == ["peak_over_logits"], peaks
+
+
+@pytest.mark.skipif(bool(reason := __import__("lsuite.instructions").instructions.unavailable()),
+                    reason=f"deterministic mode unavailable: {reason}")
+def test_instruction_counts_repeat_and_flag_an_extra_clone(pytester):
+    """Deterministic mode on one tiny point (128 x 1000, forward+backward), two valgrind
+    sessions (about 25 s each): the extra clone of the logits (about +2% instructions, a
+    small change that timing on a shared machine could miss) fails the gate. That the same
+    code repeats its count is measured over the whole sweep (README, Benchmarks)."""
+    counted = ("--ls-bench-measure", "instructions")
+    one = MUTANT_POINT.replace("forward", "forward_backward")
+    result, first = _run_impl(pytester, pytester.path / "base", "BASELINE", *counted, point=one)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    (entry,) = first["benchmarks"]
+    assert entry["measure"] == "instructions" and entry["n"] == bench.INSTRUCTION_ROWS
+    assert entry["instructions"] > 0 and entry["ratio_to_builtin"] == pytest.approx(1.0, rel=0.01)
+    baseline = pytester.path / "base" / "results.json"
+    result, mutant = _run_impl(pytester, pytester.path / "clone", "EXTRA_CLONE", *counted,
+                               f"--ls-baseline={baseline}", point=one)
+    assert result.ret == 1 and "instructions" in {f["quantity"] for f in mutant["benchmark_gate"]["findings"]}

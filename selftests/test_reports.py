@@ -20,6 +20,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import reports
@@ -490,10 +491,10 @@ def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
     baseline["benchmarks"] = [bench_entry(k, 1.5, 3.0) for k in (1000, 8192, 32000, 50257, 65536)]
     current = copy.deepcopy(baseline)
     slower, fatter, both, noise, faster = current["benchmarks"]
-    slower["ratio_to_builtin"] = 3.2  # +113%: past +90%
-    fatter["peak_over_logits"] = 5.0  # +2 logits' sizes: past +1.5
+    slower["ratio_to_builtin"] = 3.2  # +113%: past +90% (no samples: the old rule)
+    fatter["peak_over_logits"] = 4.0  # +1 logits' size: past +0.5
     both.update(ratio_to_builtin=4.0, peak_over_logits=6.0)
-    noise.update(ratio_to_builtin=1.8, peak_over_logits=4.0)  # +20%, +1.0: within the thresholds
+    noise.update(ratio_to_builtin=1.8, peak_over_logits=3.25)  # +20%, +0.25: within the thresholds
     faster["ratio_to_builtin"] = 0.5  # a speedup is never a regression
     findings = regression.regressions(current["benchmarks"], baseline["benchmarks"])
     current["benchmark_gate"] = regression.record(findings, "baseline/results.json")
@@ -512,11 +513,30 @@ def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
     for row in rows:
         cells = row.find_all("td")
         k = int(cells[5].text())
-        report |= {(k, "ratio_to_builtin")} if "slower" in cells[-1].text() else set()
-        report |= {(k, "peak_over_logits")} if "more memory" in cells[-1].text() else set()
+        report |= {(k, "ratio_to_builtin")} if "slower" in cells[-2].text() else set()
+        report |= {(k, "peak_over_logits")} if "more memory" in cells[-2].text() else set()
     assert report == gate
     assert tree.find("li", data_kind="bench").text().startswith("4")
     assert "recorded 4 regressions" in tree.find(id="bench-rule").text()
+
+
+def test_report_shows_the_interval_the_decision_and_why_for_sampled_benchmarks(tmp_path):
+    """Entries with per-round ratios: baseline, current, the change with its interval, the
+    decision, and the evidence (p, the smallest detectable slowdown), as the gate judged."""
+    rng = np.random.default_rng(0)
+    baseline = make_results()
+    baseline["benchmarks"] = [dict(bench_entry(k, 2.0, 3.0), ratio_samples=list(2.0 * np.exp(rng.normal(0, 0.02, 12))))
+                              for k in (1000, 8192)]
+    current = copy.deepcopy(baseline)
+    current["benchmarks"][0]["ratio_samples"] = list(3.2 * np.exp(rng.normal(0, 0.02, 12)))  # +60%
+    current["benchmarks"][1]["ratio_samples"] = list(2.02 * np.exp(rng.normal(0, 0.02, 12)))  # +1%
+    _, tree = render(tmp_path, current, baseline=baseline, name="sampled.html")
+    (row,) = tree.find("table", id="bench-flagged").find_all("tr", data_regressed="yes")
+    text = row.text()
+    for words in ("slower: +", "[+", "p<", "could detect", "2×", "3.2×"):
+        assert words in text, text
+    calm = [r for r in tree.find("table", id="bench-changes").find_all("tr", data_regressed="no")]
+    assert len(calm) == 1 and "within noise" in calm[0].text()
 
 
 def test_report_judges_benchmarks_with_the_thresholds_the_run_recorded(tmp_path):
