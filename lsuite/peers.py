@@ -26,7 +26,12 @@ from importlib import metadata
 from pathlib import Path
 
 from .builders import construct
-from .catalog import FLOAT16_SUM_OVERFLOWS, FLOAT32_TARGET_SCOPE, FLOAT32_TARGET_SHOWS
+from .catalog import (
+    CONFIDENT_ROWS,
+    FLOAT16_SUM_OVERFLOWS,
+    FLOAT32_TARGET_SCOPE,
+    FLOAT32_TARGET_SHOWS,
+)
 from .predicates import when
 from .records import Impl, KnownDefect
 
@@ -270,7 +275,11 @@ PEERS: tuple[Impl, ...] = (
             f"transformers {version('transformers')} LabelSmoother sums the nll term in the logits' "
             "dtype (`nll_loss.sum()`; only the smoothing term is upcast to float32): float16 row "
             "losses of ~1e4 sum past 65504 to inf although the mean (~1.9e4) is representable",
-            when=FLOAT16_SUM_OVERFLOWS),),
+            when=FLOAT16_SUM_OVERFLOWS), KnownDefect(
+            f"transformers {version('transformers')} LabelSmoother clamps labels to >= 0 "
+            "(`labels = torch.clamp(labels, min=0)`, meant for the ignore_index -100 it has "
+            "already masked): any other negative label, e.g. -5, is silently scored as class 0",
+            checks=("rejects_negative_targets_other_than_ignore_index",))),
     ),
     Impl(
         name="liger_cross_entropy",
@@ -288,6 +297,9 @@ PEERS: tuple[Impl, ...] = (
         # floats; the weighted path calls `sum_non_ignore_weight.to(tl.float32)` on one
         interpreter_cannot=("weights",),
         validates_arguments=True, requires=("liger_kernel", "triton"), install=INSTALL,
+        # Liger validates with `assert` (label_smoothing in [0, 1], target bounds): an
+        # AssertionError is its documented rejection.
+        rejects_with=(AssertionError,),
         known_defects=(KnownDefect(
             f"Liger-Kernel {version('liger-kernel')} raises on an empty batch: its target bounds "
             "check `assert (target * target_mask).max() < V` calls max() on an empty tensor "
@@ -305,7 +317,12 @@ PEERS: tuple[Impl, ...] = (
         known_defects=(TORCH_NEGATIVE_EPS, KnownDefect(
             f"torch {version('torch')} under Inductor still overflows float16 means: with logits "
             "~1e4 the sum of row losses is rounded to float16 (max 65504) before dividing, so the "
-            "mean (~1.9e4, representable) is inf, as in eager mode", when=FLOAT16_SUM_OVERFLOWS)),
+            "mean (~1.9e4, representable) is inf, as in eager mode", when=FLOAT16_SUM_OVERFLOWS),
+            KnownDefect(
+                f"torch {version('torch')} under Inductor overflows float16 label smoothing at "
+                "K = 1000 as eager mode does: the mean loss of confident rows is inf where the "
+                "reference is 1.6-2.5 (16 rows x 1000 log-probabilities of ~25 sum past 65504)",
+                checks=(CONFIDENT_ROWS,), when=(when.dtype == "float16") & (when.eps > 0))),
     ),
     Impl(
         name="torch_autocast_bf16_ce",

@@ -83,7 +83,7 @@ CAUGHT_BY = {
     "LogOfSoftmax": ("confident_extreme_and_masked_logits_in_every_dtype", "should be"),
     "SoftmaxWithoutMaxShift": ("confident_extreme_and_masked_logits_in_every_dtype", "NaN/inf"),
     "NoSmoothingValidation": ("rejects_smoothing_above_one", "but should raise"),
-    "ClampsOutOfRangeTargets": ("rejects_out_of_range_targets", "but should raise"),
+    "ClampsOutOfRangeTargets": ("rejects_negative_targets_other_than_ignore_index", "but should raise"),
     "ClassesFromLastDim": ("value_and_gradient_for_nd_and_unbatched_inputs", "raised"),
     "NonZeroNoneOnIgnoredRows": ("ignored_targets_follow_the_convention", "value"),
     "CustomBackwardForgetsDenominator": ("value_and_gradient_in_every_dtype_and_reduction", "grad: max abs error"),
@@ -96,7 +96,7 @@ CAUGHT_BY = {
     "Raises": ("value_and_gradient_in_every_dtype_and_reduction", "calling it raised RuntimeError"),
     "KLDivFedLogits": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "RestoresItsMutation": ("value_and_gradient_in_every_dtype_and_reduction", "version counter moved"),
-    "RejectsWithRecursionError": ("rejects_out_of_range_targets", "raised RecursionError"),
+    "RejectsWithRecursionError": ("rejects_targets_at_or_above_the_class_count", "raised RecursionError"),
     "KLDivMeanNotBatchmean": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "RoundsSoftmaxBeforeSubtracting": ("confident_rows_keep_the_true_class_gradient", "x attainable"),
 }
