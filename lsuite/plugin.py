@@ -418,14 +418,15 @@ def write_outputs(config, complete: bool) -> list[str]:
         out_dir = Path(str(config.invocation_params.dir)) / out_dir
     payload = collector.payload(complete)
     results_path = out_dir / "results.json"
-    results.write_json(payload, results_path)
+    digest = results.write_json(payload, results_path)
     written = [str(results_path)]
     try:
         import reports
     except ImportError as exc:  # the suite's verdict never depends on rendering
         return written + [f"(no report.html: cannot import reports: {exc})"]
     try:
-        reports.write_report(payload, out_dir / "report.html", baseline=config.stash[BASELINE])
+        reports.write_report(payload, out_dir / "report.html", baseline=config.stash[BASELINE],
+                             results_sha256=digest)
         written.append(str(out_dir / "report.html"))
     except Exception as exc:  # report rendering must not lose the results
         written.append(f"(report.html not written: {type(exc).__name__}: {exc})")

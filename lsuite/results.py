@@ -6,7 +6,6 @@ user_properties) are replayed there, so a parallel run records the same checks.
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reports.analysis import verdict_of
-from reports.files import write_atomic
+from reports.files import write_results
 
 from .machine import cpu_model
 
@@ -183,9 +182,10 @@ def verdicts(checks: list[dict]) -> dict[str, str]:
     return {impl: verdict_of(c) for impl, c in counts.items()}
 
 
-def write_json(payload: dict, path: Path) -> None:
-    """Atomic (reports.files.write_atomic): a reader never sees half a file."""
-    write_atomic(path, json.dumps(payload, indent=1, allow_nan=True, default=str))
+def write_json(payload: dict, path: Path) -> str:
+    """Atomic (reports.files.write_results): a reader never sees half a file; returns the
+    sha256 of the bytes written, which the report records (python -m reports verify)."""
+    return write_results(payload, path)
 
 
 def example_target(impl) -> dict:

@@ -4,7 +4,7 @@
     results = load_results("reports/latest/results.json")
     write_report(results, "report.html", baseline=load_results("old/results.json"))
 
-Also a command line: `python -m reports build|compare ...` (see reports/__main__.py).
+Also a command line: `python -m reports build|compare|merge|verify ...` (reports/__main__.py).
 Never imports torch nor lsuite: a report can be rendered on any machine from a saved
 results file. `reports.files` (the atomic writer, standard library only) and
 `reports.benchdiff` (matching and judging benchmarks of two runs, NumPy and SciPy) also
@@ -12,9 +12,9 @@ serve the suite; the renderer (Jinja2, matplotlib) is imported only when first u
 they never need it.
 """
 
-from .load import SCHEMA, ResultsError, load_results, validate
+from .load import SCHEMA, ResultsError, load_results, read_results, validate
 
-__all__ = ["SCHEMA", "ResultsError", "load_results", "render_html", "validate", "write_report"]
+__all__ = ["SCHEMA", "ResultsError", "load_results", "read_results", "render_html", "validate", "write_report"]
 
 
 def __getattr__(name: str):

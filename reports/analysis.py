@@ -136,8 +136,12 @@ class ImplView:
 
     @property
     def known_defects(self) -> list[dict]:
+        """The declared known defects that are objects, each with `scope`: the checks and
+        kinds it covers as one text ("any" when it names none)."""
         value = self.record.get("known_defects")
-        return [d for d in value if isinstance(d, dict)] if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return []
+        return [{**d, "scope": _scope(d)} for d in value if isinstance(d, dict)]
 
     @property
     def failing(self) -> int:
@@ -151,6 +155,14 @@ class ImplView:
     def verdict_class(self) -> str:
         """The verdict's colour: conforms (green), except (amber), fails (red), not-checked."""
         return verdict_class(self.verdict)
+
+
+def _scope(defect: dict) -> str:
+    names = []
+    for key in ("checks", "kinds"):
+        value = defect.get(key)
+        names += [text(v) for v in value] if isinstance(value, list) else [text(value)] if value else []
+    return ", ".join(names) or "any"
 
 
 def verdict_of(counts) -> str:

@@ -14,6 +14,10 @@ from itertools import cycle
 
 ZERO_FLOOR = 1e-18  # errors of exactly 0 are drawn here on log axes (and the caption says so)
 MAX_LABEL = 60  # legend labels longer than this are cut
+# Points beyond this magnitude (or below its inverse, for x) are left out of a chart (the
+# tables still show them): no measured K, time, error or memory ratio comes near it, and
+# matplotlib's tick locators fail on axes spanning ~1e308.
+PLOT_LIMIT = 1e100
 
 _STRIP = [
     re.compile(r"<\?xml[^>]*\?>\s*"),
@@ -71,6 +75,10 @@ def _colours(names: list[str]) -> dict[str, str]:
 Series = dict[tuple[str, str], dict[float, float]]  # (impl, variant) -> {x: y}
 
 
+def _plottable(x: float, y: float) -> bool:
+    return 1 / PLOT_LIMIT <= x <= PLOT_LIMIT and abs(y) <= PLOT_LIMIT
+
+
 def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: str) -> str:
     """Panels of (title, ylabel, series, log y?) on a log x axis: colour and marker per
     impl, line style per variant, one legend for the figure."""
@@ -87,8 +95,11 @@ def loglog(panels: list[tuple[str, str, Series, bool]], *, xlabel: str, salt: st
         markers = {impl: _MARKERS[i % len(_MARKERS)] for i, impl in enumerate(colours)}
         for ax, (title, ylabel, series, ylog) in zip(axes, panels, strict=True):
             for (impl, variant), points in series.items():
-                xs = list(points)
-                ys = [max(y, ZERO_FLOOR) if ylog else y for y in points.values()]
+                kept = [(x, max(y, ZERO_FLOOR) if ylog else y) for x, y in points.items()
+                        if _plottable(x, y)]
+                if not kept:
+                    continue
+                xs, ys = [x for x, _ in kept], [y for _, y in kept]
                 style, marker = styles[variant], markers[impl]
                 label = _label(f"{impl} · {variant}" if variant else impl)
                 ax.plot(xs, ys, linestyle=style, marker=marker, markersize=4, linewidth=1.2,

@@ -123,6 +123,8 @@ def compare(baseline: dict, results: dict) -> Regression:
                            benchdiff.thresholds_of(results, baseline))
     bench.pairs.sort(key=lambda p: (not p.regressed, -abs(p.ratio_change or 0.0)))
     gate = results.get(benchdiff.GATE)
+    if isinstance(gate, dict):  # findings: the gate's list of regressions, or null
+        gate = {**gate, "findings": gate.get("findings") if isinstance(gate.get("findings"), list) else None}
     return Regression(
         baseline_env=baseline.get("environment") or {},
         baseline_complete=baseline.get("complete") is True,

@@ -1,5 +1,6 @@
-"""The one atomic file writer of the project: results.json (lsuite/results.py) and
-report.html (reports/render.py) both go through `write_atomic`.
+"""The one atomic file writer of the project: results.json (lsuite/results.py through
+`write_results`, and `python -m reports merge`) and report.html (reports/render.py) both
+go through `write_atomic`.
 
 The text goes to a new temporary file in the target's directory, which is then renamed
 over the target, so a reader sees the old file or the new one, never half of one. The
@@ -7,10 +8,16 @@ temporary file is created with mode 0o666 minus the process umask, exactly like 
 opened with `open(path, "w")` (typically 0644: the results and the report are meant to
 be shared), not mkstemp's 0600. On any failure the temporary file is removed and the
 previous target is left untouched.
+
+`write_results` is the one serialisation of a results payload; it returns the sha256 of
+the exact bytes written, which the report records (`<meta name="ls-results-sha256">`) so
+that `python -m reports verify` can tell whether results.json was changed afterwards.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
@@ -29,14 +36,15 @@ def _create_temp(directory: Path, name: str) -> tuple[int, Path]:
     raise FileExistsError(f"{directory}: could not create a unique temporary file for {name}")
 
 
-def write_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write `text` to `path` atomically (creating its directory); return the path."""
+def write_atomic(path: str | os.PathLike, text: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """Write `text` (or bytes) to `path` atomically (creating its directory); return the path."""
     path = Path(path)
+    data = text if isinstance(text, bytes) else text.encode(encoding)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path.parent, path.name)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -44,4 +52,21 @@ def write_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8")
     return path
 
 
-__all__ = ["write_atomic"]
+def results_bytes(payload: dict) -> bytes:
+    """results.json's exact bytes for a payload (NaN and inf kept as JSON's usual literals;
+    a value JSON cannot hold is written as its str())."""
+    return json.dumps(payload, indent=1, allow_nan=True, default=str).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_results(payload: dict, path: str | os.PathLike) -> str:
+    """Write results.json atomically; return the sha256 (hex) of the bytes written."""
+    data = results_bytes(payload)
+    write_atomic(path, data)
+    return sha256_hex(data)
+
+
+__all__ = ["results_bytes", "sha256_hex", "write_atomic", "write_results"]

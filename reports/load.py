@@ -6,13 +6,18 @@ object; `complete` a boolean; `environment` and `benchmark_gate` objects; `check
 `environment.impls` a list of objects), and every field may be missing or null; the
 renderer fills the gaps and tolerates odd values inside params and metrics. A file that
 fails here raises ResultsError with one line naming the file, what is wrong and what to do.
+Before any of that, reports/limits.py bounds the file's size, nesting, integers and strings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 from pathlib import Path
+
+from . import limits
 
 SCHEMA = 1  # the results.json schema this renderer reads (lsuite/results.py writes it)
 # core fields and their JSON types; each may be missing or null
@@ -30,28 +35,67 @@ class ResultsError(ValueError):
 
 def load_results(path: str | os.PathLike) -> dict:
     """Read and validate a results.json; raise ResultsError on anything unusable."""
+    return read_results(path)[0]
+
+
+def read_results(path: str | os.PathLike) -> tuple[dict, str]:
+    """(the validated results, sha256 of the file's exact bytes); ResultsError (one line)
+    on anything unusable: missing, not a regular file, over limits.MAX_FILE_BYTES, not
+    UTF-8, not JSON, over the nesting/integer/string limits, or of the wrong shape."""
     path = Path(path)
+    data = _read_bytes(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file; run `python -m pytest suites/` to write "
-                           "results.json, or pass the path of an existing one") from None
-    except IsADirectoryError:
-        raise ResultsError(f"{path}: is a directory; pass the results.json file inside it") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read it ({exc}); check the path and permissions") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                           "this is not a results.json written by the suite") from None
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_int=limits.parse_int)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}); the run that wrote it was probably killed mid-write: "
                            "rerun the suite") from None
+    except limits.LimitError as exc:
+        raise ResultsError(f"{path}: {exc}; the file is damaged: rerun the suite") from None
+    except (RecursionError, ValueError) as exc:  # nesting beyond the C parser's stack; int()
+        what = "nested too deeply" if isinstance(exc, RecursionError) else f"unreadable ({exc})"
+        raise ResultsError(f"{path}: {what} to be a results.json; the file is damaged: "
+                           "rerun the suite") from None
     validate(payload, source=str(path))
-    return payload
+    return payload, hashlib.sha256(data).hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing what is not a regular file or is over the size limit."""
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ResultsError(f"{path}: is a directory; pass the results.json file inside it")
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultsError(f"{path}: not a regular file; pass the path of a results.json")
+        if info.st_size > limits.MAX_FILE_BYTES:
+            raise ResultsError(f"{path}: {info.st_size:,} bytes, over the {limits.MAX_FILE_BYTES:,}-byte "
+                               "limit of a results.json (README, Results)")
+        with path.open("rb") as handle:
+            data = handle.read(limits.MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file; run `python -m pytest suites/` to write "
+                           "results.json, or pass the path of an existing one") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read it ({exc.strerror or exc}); check the path and "
+                           "permissions") from None
+    if len(data) > limits.MAX_FILE_BYTES:  # it grew since stat
+        raise ResultsError(f"{path}: over the {limits.MAX_FILE_BYTES:,}-byte limit of a results.json")
+    return data
 
 
 def validate(payload, *, source: str = "results") -> dict:
-    """Check the top-level shape of a results dict; return it unchanged."""
+    """Check the limits (reports/limits.py) and the core fields' types of a results dict;
+    return it unchanged."""
+    try:
+        limits.check(payload)
+    except limits.LimitError as exc:
+        raise ResultsError(f"{source}: {exc}; the file is damaged: rerun the suite") from None
     if not isinstance(payload, dict):
         raise ResultsError(f"{source}: expected a JSON object at the top level, got "
                            f"{type(payload).__name__}; is this a results.json written by the suite?")
@@ -63,7 +107,7 @@ def validate(payload, *, source: str = "results") -> dict:
         hint = ("upgrade reports/ to a version that reads it"
                 if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA
                 else "rerun the suite to write a current results.json")
-        raise ResultsError(f"{source}: schema {schema!r} is not supported (this renderer reads "
+        raise ResultsError(f"{source}: schema {schema!r:.40} is not supported (this renderer reads "
                            f"schema {SCHEMA}); {hint}")
     for key, kind in TOP_LEVEL:
         _typed(payload.get(key), kind, f"\"{key}\"", source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .files import write_atomic
 from .load import ResultsError, validate
 
 TEMPLATES = Path(__file__).parent / "templates"
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a results digest as files.write_results gives it
 # environment fields the run header lays out itself; any other field is listed as it is
 HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "command", "python", "torch",
                  "numpy", "scipy", "platform", "cpu", "torch_threads", "cuda", "seed",
@@ -146,6 +148,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
     example, example_params = conventions.worked_example(records)
     bench_rows, bench_chart = _benchmarks(results)
     cuda = env.get("cuda") if isinstance(env.get("cuda"), dict) else {}
+    cuda = {**cuda, "devices": cuda.get("devices") if isinstance(cuda.get("devices"), list) else []}
     extra = [(k, v if isinstance(v, (str, int, float)) else json.dumps(v, default=str))
              for k, v in env.items() if k not in HEADER_FIELDS]
     return {
@@ -175,17 +178,23 @@ def context(results: dict, baseline: dict | None = None) -> dict:
     }
 
 
-def render_html(results: dict, *, baseline: dict | None = None) -> str:
-    """The report as an HTML string; raises ResultsError on an unusable results/baseline."""
+def render_html(results: dict, *, baseline: dict | None = None, results_sha256: str | None = None) -> str:
+    """The report as an HTML string; raises ResultsError on an unusable results/baseline.
+    `results_sha256`: the digest of the results.json the report stands for (files.write_results
+    returns it), recorded as <meta name="ls-results-sha256"> for `python -m reports verify`."""
+    if results_sha256 is not None and not SHA256.fullmatch(str(results_sha256)):
+        raise ValueError(f"results_sha256 must be 64 lowercase hex digits, got {results_sha256!r:.80}")
     validate(results, source="results")
     if baseline is not None:
         validate(baseline, source="baseline")
-    return _environment().get_template("report.html.j2").render(**context(results, baseline))
+    return _environment().get_template("report.html.j2").render(**context(results, baseline),
+                                                                results_sha256=results_sha256)
 
 
-def write_report(results: dict, out_path: str | os.PathLike, *, baseline: dict | None = None) -> Path:
+def write_report(results: dict, out_path: str | os.PathLike, *, baseline: dict | None = None,
+                 results_sha256: str | None = None) -> Path:
     """Render and write report.html atomically; return its path."""
-    return write_atomic(out_path, render_html(results, baseline=baseline))
+    return write_atomic(out_path, render_html(results, baseline=baseline, results_sha256=results_sha256))
 
 
 __all__ = ["ResultsError", "render_html", "write_report"]
