@@ -56,6 +56,18 @@ def _cut(text: str) -> str:
 
 # ------------------------------------------------------------------ the worker's side
 
+def _torch_flags():
+    """(what, getter, setter) for each process-global torch setting restored after a call."""
+    import torch
+
+    return (("default dtype", torch.get_default_dtype, torch.set_default_dtype),
+            ("grad mode", torch.is_grad_enabled, torch.set_grad_enabled),
+            ("threads", torch.get_num_threads, torch.set_num_threads),
+            ("deterministic algorithms", torch.are_deterministic_algorithms_enabled,
+             torch.use_deterministic_algorithms),
+            ("anomaly mode", torch.is_anomaly_enabled, torch.set_anomaly_enabled))
+
+
 class _TorchState:
     """Process-global torch state an implementation might change; restored after each call."""
 
@@ -63,30 +75,15 @@ class _TorchState:
         import torch
         import torch.nn.functional as F
 
-        self.torch = torch
-        self.values = (torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads(),
-                       torch.are_deterministic_algorithms_enabled(),
-                       torch.is_anomaly_enabled())
+        self.flags = [(what, get, set_, get()) for what, get, set_ in _torch_flags()]
         self.namespaces = {module: dict(vars(module)) for module in (torch, F, torch.Tensor)}
 
     def restore(self) -> list[str]:
-        torch, changed = self.torch, []
-        dtype, grad, threads, deterministic, anomaly = self.values
-        if torch.get_default_dtype() != dtype:
-            changed.append("default dtype")
-            torch.set_default_dtype(dtype)
-        if torch.is_grad_enabled() != grad:
-            changed.append("grad mode")
-            torch.set_grad_enabled(grad)
-        if torch.get_num_threads() != threads:
-            changed.append("threads")
-            torch.set_num_threads(threads)
-        if torch.are_deterministic_algorithms_enabled() != deterministic:
-            changed.append("deterministic algorithms")
-            torch.use_deterministic_algorithms(deterministic)
-        if torch.is_anomaly_enabled() != anomaly:
-            changed.append("anomaly mode")
-            torch.set_anomaly_enabled(anomaly)
+        changed = []
+        for what, get, set_, value in self.flags:
+            if get() != value:
+                changed.append(what)
+                set_(value)
         for module, saved in self.namespaces.items():
             for name, value in saved.items():
                 if vars(module).get(name) is not value:
