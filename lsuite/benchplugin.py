@@ -20,6 +20,7 @@ import pytest
 
 from . import bench, catalog, machine, regression, results
 from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
+from .records import LOGITS_INPUTS
 
 STATE = pytest.StashKey[bench.State]()
 FINDINGS = pytest.StashKey[list]()
@@ -52,7 +53,7 @@ def pytest_configure(config):
 
 def _impls(config) -> list:
     """The builtin first (the ratios' denominator), then the rest in their order."""
-    impls = list(config.stash[IMPLS])
+    impls = [impl for impl in config.stash[IMPLS] if impl.input in LOGITS_INPUTS]  # one logits tensor
     return sorted(impls, key=lambda impl: impl.name != bench.BUILTIN)
 
 
