@@ -321,7 +321,8 @@ def _examples() -> tuple[Impl, ...]:
     return tuple(found)
 
 
-EXAMPLES = (("fused_linear_cross_entropy.py", "FUSED_LINEAR_CE"),)
+EXAMPLES = (("fused_linear_cross_entropy.py", "FUSED_LINEAR_CE"),
+            ("vocab_parallel_cross_entropy.py", "VOCAB_PARALLEL_CE"))
 CATALOG = CATALOG + _examples()
 
 

@@ -102,10 +102,17 @@ CAUGHT_BY = {
                                         "grad_classifier: max abs error"),
     "LinearBiasGradWrongDenominator": ("linear_ignored_targets_follow_the_convention",
                                        "grad_bias: max abs error"),
+    "VocabParallelLocalSmoothing": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                    "rank 0 of 2: value"),
+    "VocabParallelLocalWidth": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                "rank 0 of 2: value"),
+    "VocabParallelRankDependent": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                   "ranks disagree"),
 }
 RECORD_MUTANTS = {"KLDivFedLogits", "KLDivMeanNotBatchmean"}
 BEYOND = ROOT / "selftests" / "impls" / "beyond.py"
-BEYOND_MUTANTS = {"LinearWeightGradMissesSmoothing", "LinearBiasGradWrongDenominator"}
+BEYOND_MUTANTS = {"LinearWeightGradMissesSmoothing", "LinearBiasGradWrongDenominator",
+                  "VocabParallelLocalSmoothing", "VocabParallelLocalWidth", "VocabParallelRankDependent"}
 
 
 def _mutant_file(name):
