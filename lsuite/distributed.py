@@ -106,7 +106,9 @@ def run_ranks(ctx: Context, feed: Feed, world: int, limit_s: float = 60.0) -> li
     import torch.distributed as dist
 
     if why := unavailable(ctx.case.device, world):
-        raise ctx.fail(f"not run: {why}")
+        import pytest
+
+        pytest.skip(f"{backend_for(ctx.case.device)} world {world}: {why}")
     impl = ctx.impl
     ref = ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
     store = dist.TCPStore(HOST, 0, world + 1, True, timeout=datetime.timedelta(seconds=STORE_TIMEOUT_S),
