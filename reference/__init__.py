@@ -26,8 +26,8 @@ rows are run: threads, chunks, streaming; `engine.set_threads(n)`), bench (throu
 """
 
 from .core import denominator, iter_row_chunks, loss, loss_and_grad, rows_last
-from .linear import LinearResult, linear_loss_and_grad
 from .engine import DEFAULT_CHUNK_ELEMS
+from .linear import LinearResult, linear_loss_and_grad
 from .spec import CONVENTIONS, FORMS, REDUCTIONS, Result, Spec
 from .targets import entropy, target_distribution
 

@@ -8,8 +8,12 @@ classifier's rows, a permutation of the batch.
 
 import pytest
 
-from lsuite.fused import (batch_permutation, bias_shift, check_linear_against_reference,
-                          class_permutation)
+from lsuite.fused import (
+    batch_permutation,
+    bias_shift,
+    check_linear_against_reference,
+    class_permutation,
+)
 from lsuite.records import DTYPES, REDUCTIONS
 
 pytestmark = [pytest.mark.ls_kind("reference"), pytest.mark.ls_inputs("hidden_states")]
