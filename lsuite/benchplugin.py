@@ -21,6 +21,7 @@ import torch
 
 from . import bench, catalog, machine, regression, results
 from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
+from .records import LOGITS_INPUTS
 
 STATE = pytest.StashKey[bench.State]()
 FINDINGS = pytest.StashKey[list]()
@@ -78,7 +79,7 @@ def counting(config) -> bool:
 
 def _impls(config) -> list:
     """The builtin first (the ratios' denominator), then the rest in their order."""
-    impls = list(config.stash[IMPLS])
+    impls = [impl for impl in config.stash[IMPLS] if impl.input in LOGITS_INPUTS]  # one logits tensor
     return sorted(impls, key=lambda impl: impl.name != bench.BUILTIN)
 
 

@@ -23,6 +23,7 @@ LAYOUTS = ("2d", "nd", "unbatched")
 IGNORES = ("none", "negative", "in_range", "all")
 WEIGHTS = ("none", "random", "zeros", "zero_total")  # zero_total: every target's class weighs 0
 TARGETS = ("index", "probs")
+BIASES = ("none", "random")  # hidden_states: no bias passed, or a (K,) bias
 
 NEGATIVE_IGNORE = -100  # PyTorch's default ignore_index
 IN_RANGE_IGNORE = 1  # a real class used as padding, like OpenNMT's pad index
@@ -47,6 +48,9 @@ class Case:
     logits: str = "ordinary"  # the logit kind (lsuite/adversarial.py)
     # 1 - p(true class) of every row of a `confident` case (lsuite/adversarial.py)
     miss: float = CONFIDENT_MISSES[-1]
+    H: int = 16  # hidden_states: the hidden size of h (N, H) and W (K, H)
+    bias: str = "none"  # hidden_states: BIASES (a masked case puts -inf into the bias)
+    world: int = 1  # vocab_parallel: ranks the classes are split across
 
     def __post_init__(self) -> None:
         """A typo must not silently become an ordinary case. eps is any finite number: the
@@ -54,8 +58,9 @@ class Case:
         bad = [f"{name}={getattr(self, name)!r} is not one of {allowed}" for name, allowed in (
             ("device", DEVICES), ("dtype", DTYPES), ("reduction", REDUCTIONS), ("layout", LAYOUTS),
             ("ignore", IGNORES), ("weight", WEIGHTS), ("targets", TARGETS), ("logits", LOGIT_KINDS),
+            ("bias", BIASES),
         ) if getattr(self, name) not in allowed]
-        for name, low in (("K", 1), ("N", 0)):
+        for name, low in (("K", 1), ("N", 0), ("H", 1), ("world", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 bad.append(f"{name}={value!r} must be an int >= {low}")
@@ -109,6 +114,8 @@ def supports(impl: Impl, case: Case) -> str | None:
         return "unbatched input"
     if case.targets == "probs" and case.ignore != "none":
         return "ignore_index with probability targets (PyTorch rejects it)"
+    if (why := _beyond_logits(impl, case)) is not None:
+        return why
     if case.ignore == "in_range" and case.K <= IN_RANGE_IGNORE:
         return "in-range ignore_index needs K > 1"
     if case.K < 2 and impl.convention in ("exclusive", "padding_excluded") and case.eps > 0:
@@ -117,6 +124,29 @@ def supports(impl: Impl, case: Case) -> str | None:
             and _padding_column(impl, case) is not None:
         return "K <= 2 with a padding column and eps > 0: no class is left for the smoothing mass"
     return None
+
+
+def _beyond_logits(impl: Impl, case: Case) -> str | None:
+    """Why a hidden-states or vocab-parallel record does not take the case (None: it does)."""
+    if case.bias != "none" and not (impl.input == "hidden_states" and impl.bias):
+        return "a bias (hidden states only)" if impl.input != "hidden_states" else "a bias"
+    if case.world != 1 and impl.input != "vocab_parallel":
+        return "a world size (vocab-parallel only)"
+    if impl.input == "vocab_parallel":
+        if case.world not in impl.worlds:
+            return f"world size {case.world}"
+        if case.K < case.world:
+            return f"K = {case.K} < world {case.world}: a rank without classes"
+        if case.K % case.world and not impl.uneven_shards:
+            return f"K = {case.K} not divisible by world {case.world}"
+    return None
+
+
+def shard_bounds(K: int, world: int) -> list[tuple[int, int]]:
+    """Each rank's columns [start, stop): the first K % world ranks hold one more."""
+    sizes = [K // world + (r < K % world) for r in range(world)]
+    starts = np.cumsum([0, *sizes])
+    return [(int(starts[r]), int(starts[r + 1])) for r in range(world)]
 
 
 def default_case(impl: Impl) -> Case:
@@ -151,8 +181,9 @@ def case_seed(case: Case, run_seed: int) -> int:
     """A stable per-case seed: the same case always draws the same inputs."""
     fields = case.params()
     fields.pop("device")  # cpu and cuda see identical inputs
-    if fields["miss"] == Case.miss:  # added later: the cases before it keep their inputs
-        fields.pop("miss")
+    for name in ("miss", "H", "bias", "world"):  # added later: earlier cases keep their inputs
+        if fields[name] == getattr(Case, name):
+            fields.pop(name)
     return zlib.crc32(repr(sorted(fields.items())).encode()) ^ run_seed
 
 
@@ -193,16 +224,32 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
         raw = rng.gamma(1.0, size=logits_shape)
         target = round_to(raw / raw.sum(axis=class_axis, keepdims=True), case.dtype)
     else:
-        target = rng.integers(0, case.K, size=target_shape)
-        passed = case.passed_ignore_index
-        if case.ignore == "all":
-            target = np.full(target_shape, passed, dtype=np.int64)
-        elif passed is not None:
-            hit = rng.random(target_shape) < 0.25
-            if target.ndim == 0:
-                hit = np.asarray(False)
-            target = np.where(hit, passed, target).astype(np.int64)
+        target = _class_targets(case, target_shape, rng)
     logits = round_to(styled_logits(case, raw_logits, target, rng), case.dtype)
+    weight = _class_weight(case, target, rng)
+    cotangent = None
+    if case.reduction == "none":
+        out_shape = logits_shape if impl.form == "bce" else (
+            target_shape if case.targets == "index" else _rows_shape(case))
+        cotangent = round_to(rng.standard_normal(out_shape), case.dtype)
+    spec = spec_for(impl, case)
+    return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec)
+
+
+def _class_targets(case: Case, target_shape, rng) -> np.ndarray:
+    target = rng.integers(0, case.K, size=target_shape)
+    passed = case.passed_ignore_index
+    if case.ignore == "all":
+        target = np.full(target_shape, passed, dtype=np.int64)
+    elif passed is not None:
+        hit = rng.random(target_shape) < 0.25
+        if target.ndim == 0:
+            hit = np.asarray(False)
+        target = np.where(hit, passed, target).astype(np.int64)
+    return target
+
+
+def _class_weight(case: Case, target, rng) -> np.ndarray | None:
     weight = None
     if case.weight != "none":
         weight = rng.uniform(0.2, 2.0, size=case.K)
@@ -215,13 +262,7 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
             if not weight.any():
                 weight[:] = 0.0  # K = 1: nothing else to weigh; the mean is 0/0 anyway
         weight = round_to(weight, case.dtype)
-    cotangent = None
-    if case.reduction == "none":
-        out_shape = logits_shape if impl.form == "bce" else (
-            target_shape if case.targets == "index" else _rows_shape(case))
-        cotangent = round_to(rng.standard_normal(out_shape), case.dtype)
-    spec = spec_for(impl, case)
-    return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec)
+    return weight
 
 
 def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np.ndarray:
@@ -245,3 +286,63 @@ def styled_logits(case: Case, logits: np.ndarray, target: np.ndarray, rng) -> np
 
 def _rows_shape(case: Case) -> tuple[int, ...]:
     return shapes(case)[1]
+
+
+# ----------------------------------------------------------------- hidden states (fused linear)
+
+LARGE_NORM = 300.0  # `extreme` hidden states: |z| in the thousands (float16 holds 65504)
+CONFIDENT_MARGIN_STEPS = 3  # corrections of h along W[y] that make each row confident
+
+
+@dataclass(frozen=True)
+class LinearInputs:
+    """What a hidden-states check feeds: h (N, H), W (K, H), b (K,) or None, rounded to the
+    case dtype, with the class-index target, class weights, cotangent and Spec of `Inputs`."""
+
+    hidden: np.ndarray
+    classifier: np.ndarray
+    bias: np.ndarray | None
+    target: np.ndarray
+    weight: np.ndarray | None
+    cotangent: np.ndarray | None
+    ignore_index: int | None
+    spec: reference.Spec
+
+    @property
+    def logits(self) -> np.ndarray:
+        """z = h·Wᵀ + b in float64 (small cases only: budgets and PyTorch's own error)."""
+        z = self.hidden @ self.classifier.T
+        return z if self.bias is None else z + self.bias
+
+
+def make_linear_inputs(impl: Impl, case: Case, run_seed: int = 0) -> LinearInputs:
+    """Seeded h, W, b for a hidden-states case; its logit kind shapes them: `confident` moves
+    each row of h along W[y] until p(y) is about 1 - miss, `extreme` scales h to large norms,
+    `masked` puts -inf into the bias of a share of the classes no row targets."""
+    rng = np.random.default_rng(case_seed(case, run_seed))
+    target = _class_targets(case, (case.N,), rng)
+    hidden = rng.standard_normal((case.N, case.H))
+    classifier = rng.standard_normal((case.K, case.H)) * (LOGIT_SCALE / np.sqrt(case.H))
+    bias = rng.standard_normal(case.K) if case.bias != "none" else None
+    kept = (target >= 0) & (target < case.K)
+    if case.logits == "extreme":
+        hidden = hidden * LARGE_NORM
+    elif case.logits == "confident":
+        toward = classifier[np.where(kept, target, 0)]
+        toward = toward / np.sum(toward ** 2, axis=1, keepdims=True)
+        for _ in range(CONFIDENT_MARGIN_STEPS):
+            z = hidden @ classifier.T + (0 if bias is None else bias)
+            z_y = np.take_along_axis(z, np.where(kept, target, 0)[:, None], 1)[:, 0]
+            others = np.where(np.arange(case.K) == np.where(kept, target, 0)[:, None], -np.inf, z)
+            need = np.logaddexp.reduce(others, axis=1) + np.log((1 - case.miss) / case.miss) - z_y
+            hidden = hidden + np.where(kept, need, 0.0)[:, None] * toward
+    elif case.logits == "masked" and bias is not None:
+        mask = rng.random(case.K) < MASKED_SHARE
+        mask[target[kept]] = False
+        bias = np.where(mask, -np.inf, bias)
+    weight = _class_weight(case, target, rng)
+    cotangent = round_to(rng.standard_normal(case.N), case.dtype) if case.reduction == "none" else None
+    spec = spec_for(impl, case)
+    return LinearInputs(round_to(hidden, case.dtype), round_to(classifier, case.dtype),
+                        None if bias is None else round_to(bias, case.dtype), np.asarray(target),
+                        weight, cotangent, spec.ignore_index, spec)

@@ -8,6 +8,8 @@ check, the record declares a KnownDefect with the reason, and the suite demonstr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -302,6 +304,26 @@ CATALOG: tuple[Impl, ...] = (
         ignore_index=False, nd=False, known_defects=(KL_WEIGHTED_ROUNDS_SOFTMAX,),
     ),
 )
+
+
+def _examples() -> tuple[Impl, ...]:
+    """The repository's examples of the losses beyond one logits tensor (examples/), in the
+    default run when the suite runs from the repository (an installed suite has no examples/)."""
+    import dataclasses
+
+    from .loading import load
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    found = []
+    for file, attr in EXAMPLES:
+        if (root / file).is_file():
+            found.append(dataclasses.replace(load(f"{root / file}:{attr}"), origin="builtin"))
+    return tuple(found)
+
+
+EXAMPLES = (("fused_linear_cross_entropy.py", "FUSED_LINEAR_CE"),
+            ("vocab_parallel_cross_entropy.py", "VOCAB_PARALLEL_CE"))
+CATALOG = CATALOG + _examples()
 
 
 def by_name() -> dict[str, Impl]:

@@ -25,7 +25,7 @@ import pytest
 
 from . import catalog, claims, loading, peers, results, worker
 from .cases import Case, default_case, supports
-from .records import CHECK_KINDS, DEVICES, Impl
+from .records import CHECK_KINDS, DEVICES, INPUTS, LOGITS_INPUTS, Impl
 from .runner import Context, clean_text
 from .severity import CheckDiverged, SuiteError
 
@@ -126,6 +126,7 @@ def _pool(config):
 MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
     "ls_cases(**axes): the case axes a check is generated over (see lsuite/plugin.py)",
     "ls_kind(kind): what a check compares: reference, invariant or argument (lsuite/records.py CHECK_KINDS)",
+    "ls_inputs(*inputs): the record inputs a check is generated for (default: logits, log_probs; lsuite/records.py INPUTS)",
 )
 
 
@@ -205,8 +206,8 @@ def _case_id(impl: Impl, case: Case, axes: dict) -> str:
     parts = [impl.name, case.device]
     for axis in axes:
         value = getattr(case, axis)
-        parts.append(f"{axis}{value}" if axis in ("eps", "K", "N", "miss") else
-                     f"{axis}-{value}" if axis in ("ignore", "weight", "targets") else str(value))
+        parts.append(f"{axis}{value}" if axis in ("eps", "K", "N", "miss", "H", "world") else
+                     f"{axis}-{value}" if axis in ("ignore", "weight", "targets", "bias") else str(value))
     return "-".join(parts)
 
 
@@ -220,12 +221,23 @@ def check_kind(definition) -> str:
     return kind
 
 
+def check_inputs(definition) -> tuple[str, ...]:
+    """The record inputs a check is generated for: its (module's) `ls_inputs` marker, else
+    the logits checks' (a hidden-states or vocab-parallel record never gets those)."""
+    marker = definition.get_closest_marker("ls_inputs")
+    inputs = tuple(marker.args) if marker is not None else LOGITS_INPUTS
+    if not inputs or not set(inputs) <= set(INPUTS):
+        raise pytest.UsageError(f"{definition.nodeid}: ls_inputs takes some of {INPUTS}, got {inputs!r}")
+    return inputs
+
+
 def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("ls_cases")
     if marker is None or "impl" not in metafunc.fixturenames:
         return
     axes = dict(marker.kwargs)
     needs = axes.pop("needs", ())
+    inputs = check_inputs(metafunc.definition)
     check = metafunc.function.__name__.removeprefix("test_")
     kind = check_kind(metafunc.definition)
     # A known defect binds strictly only to fixed cases: on a Hypothesis-drawn check whether
@@ -234,7 +246,7 @@ def pytest_generate_tests(metafunc):
     cuda = metafunc.config.stash[CUDA]
     params = []
     for impl in metafunc.config.stash[IMPLS]:
-        if any(not getattr(impl, need) for need in needs):
+        if impl.input not in inputs or any(not getattr(impl, need) for need in needs):
             continue
         for device in DEVICES:
             for combo in itertools.product(*axes.values()):

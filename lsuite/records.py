@@ -16,11 +16,16 @@ from .predicates import Predicate
 
 __all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CLASS_DIMS", "COMPUTES_IN",
            "CONVENTIONS", "DEVICES", "DTYPES", "EMPTY_MEANS", "FORMS", "IGNORE_INDICES", "INPUTS",
-           "OUTPUT_DTYPES", "REDUCTIONS"]
+           "OUTPUT_DTYPES", "REDUCTIONS", "LOGITS_INPUTS", "WORLD_SIZES"]
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
-INPUTS = ("logits", "log_probs")
+# What the implementation is called on (README "Losses beyond one logits tensor"): the logits,
+# their log_softmax, hidden states and a classifier (fused linear: loss_fn(h, W, target, bias)),
+# or its rank's columns of the logits inside a torch.distributed group (vocab-parallel).
+INPUTS = ("logits", "log_probs", "hidden_states", "vocab_parallel")
+LOGITS_INPUTS = ("logits", "log_probs")  # the inputs the logits checks are generated for
+WORLD_SIZES = (1, 2, 4)  # the distributed runner's world sizes (lsuite/distributed.py)
 CLASS_DIMS = ("1", "last")  # classes on dim 1 as nn.CrossEntropyLoss, or on the last dim (B, T, V)
 # The dtype of the returned loss: the logits', always float32, or float32 for bfloat16/float16
 # logits and the logits' otherwise (HF LabelSmoother, torch.autocast; CONVENTIONS §8).
@@ -44,6 +49,11 @@ class BuildConfig:
     dtype: Any  # torch dtype of the logits
     weight: Any = None  # torch tensor (K,) on `device` in `dtype`, or None: do not pass weights
     ignore_index: int | None = None  # None: do not pass it (the implementation's default holds)
+    hidden_size: int = 0  # hidden_states: H of h (N, H) and W (K, H); 0 otherwise
+    world: int = 1  # vocab_parallel: ranks of the group; num_classes stays the global K
+    rank: int = 0  # vocab_parallel: this rank; it holds columns vocab_range of the logits
+    vocab_range: tuple[int, int] | None = None  # vocab_parallel: [start, stop) of this rank's columns
+    group: Any = None  # vocab_parallel: the torch.distributed process group (the default group)
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,10 @@ class Impl:
     requires: tuple[str, ...] = ()  # plugin: modules it needs; when one is absent every check of
     # the record skips with `install` as the reason
     install: str = ""  # the skip reason when a `requires` module is absent
+    bias: bool = True  # case generation (hidden_states): the bias axis; False: never passes one
+    worlds: tuple[int, ...] = WORLD_SIZES  # case generation (vocab_parallel): world sizes it runs at
+    uneven_shards: bool = False  # case generation (vocab_parallel): a K not divisible by the
+    # world size (the first K % world ranks hold one column more); False: such cases skip
     known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
 
     def __post_init__(self) -> None:
@@ -177,6 +191,14 @@ class Impl:
             problems.append(f"interpreter_cannot {bad} must name boolean support fields")
         if (self.form == "bce") != self.convention.startswith("binary"):
             problems.append("form 'bce' goes with the binary conventions, and only with them")
+        if self.input not in LOGITS_INPUTS:
+            flat = [f for f in ("nd", "unbatched", "prob_targets") if getattr(self, f)]
+            if flat or self.form == "bce" or self.class_dim != "1":
+                problems.append(f"input {self.input!r} takes (N, H) hidden states or (N, K/world) "
+                                f"shards with class indices and a ce/kl form: set nd=False, "
+                                f"unbatched=False, prob_targets=False (got {flat or self.form})")
+        if not self.worlds or not set(self.worlds) <= set(WORLD_SIZES):
+            problems.append(f"worlds {self.worlds!r} must be a non-empty subset of {WORLD_SIZES}")
         if not 0.0 <= self.eps_min <= self.eps_max <= 1.0:
             problems.append("need 0 <= eps_min <= eps_max <= 1")
         if problems:
@@ -212,6 +234,9 @@ class Impl:
             "triton": self.triton,
             "interpreter_cannot": list(self.interpreter_cannot),
             "check_kinds": list(self.check_kinds),
+            "bias": self.bias if self.input == "hidden_states" else None,
+            "worlds": list(self.worlds) if self.input == "vocab_parallel" else None,
+            "uneven_shards": self.uneven_shards if self.input == "vocab_parallel" else None,
             "claims": claims_in_words(self),
             "supports": {
                 "ignore_index": self.ignore_index,

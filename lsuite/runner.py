@@ -16,7 +16,7 @@ saying what it did, the claim it was held to, and the repro line.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,10 @@ class Feed:
     grad: bool = True  # False: call under torch.no_grad and take no gradient
     non_contiguous: bool = False  # feed a strided view of the logits
     expect_shape: tuple[int, ...] | None = None  # the output's shape; None: not checked
+    # hidden_states records: h (N, H), W (K, H), b (K,) or None; `logits` is then unused (None)
+    hidden: np.ndarray | None = None
+    classifier: np.ndarray | None = None
+    bias: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ class Outcome:
     value: np.ndarray  # the output in float64
     grad: np.ndarray | None  # d(Σ cotangent · out)/d logits in float64; None without grad
     notes: tuple[str, ...]  # problems that still allow comparison (output dtype, device)
+    # every gradient by the name of its input: "logits" (vocab_parallel: this rank's columns),
+    # or "hidden", "classifier", "bias" for hidden_states; empty without grad
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def tensors(ctx: Context, feed: Feed):
@@ -102,12 +109,14 @@ def tensors(ctx: Context, feed: Feed):
     return logits, target, weight
 
 
-def build(ctx: Context, weight) -> Callable:
-    """The implementation's loss function for ctx.case, built by its record."""
+def build(ctx: Context, weight, **shard) -> Callable:
+    """The implementation's loss function for ctx.case, built by its record (`shard`: a
+    vocab-parallel rank's world, rank, vocab_range and group)."""
     case = ctx.case
     cfg = BuildConfig(eps=case.eps, reduction=case.reduction, num_classes=case.K,
                       device=case.device, dtype=getattr(torch, case.dtype), weight=weight,
-                      ignore_index=case.passed_ignore_index)
+                      ignore_index=case.passed_ignore_index,
+                      hidden_size=case.H if ctx.impl.input == "hidden_states" else 0, **shard)
     try:
         return ctx.impl.build(cfg)
     except Exception as exc:  # the implementation's own failure, reported as such
@@ -169,6 +178,8 @@ def run(ctx: Context, feed: Feed) -> Outcome:
 
 def run_local(ctx: Context, feed: Feed) -> Outcome:
     """Build, call, check the output and the inputs, backpropagate; see the module docstring."""
+    if ctx.impl.input == "hidden_states":
+        return _run_linear(ctx, feed)
     leaf, target, weight = tensors(ctx, feed)
     now = {"logits": leaf.detach(), "target": target, "weight": weight}
     saved = {name: None if t is None else (t.clone(), t._version) for name, t in now.items()}
@@ -190,4 +201,77 @@ def run_local(ctx: Context, feed: Feed) -> Outcome:
     _check_unchanged(ctx, saved, now, "the backward pass")
     if leaf.grad is None:
         raise ctx.fail("logits.grad is None after backward: no gradient reaches the logits")
-    return Outcome(value, leaf.grad.double().cpu().numpy(), tuple(notes))
+    grad = leaf.grad.double().cpu().numpy()
+    return Outcome(value, grad, tuple(notes), {"logits": grad})
+
+
+def _leaf(ctx: Context, array, grad: bool):
+    if array is None:
+        return None
+    return torch.tensor(array, dtype=getattr(torch, ctx.case.dtype), device=ctx.case.device,
+                        requires_grad=grad)
+
+
+def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dict) -> dict:
+    """Backpropagate the cotangent; every leaf's gradient in float64 (a missing one fails)."""
+    upstream = torch.ones_like(out) if feed.cotangent is None else torch.tensor(
+        feed.cotangent, dtype=out.dtype, device=out.device)
+    try:
+        out.backward(upstream)
+    except Exception as exc:
+        raise ctx.fail(f"backward raised {type(exc).__name__}: {exc}") from exc
+    _check_unchanged(ctx, saved, now, "the backward pass")
+    grads = {}
+    for name, leaf in leaves.items():
+        if leaf.grad is None:
+            raise ctx.fail(f"{name}.grad is None after backward: no gradient reaches the {name}")
+        grads[name] = leaf.grad.double().cpu().numpy()
+    return grads
+
+
+def _run_linear(ctx: Context, feed: Feed) -> Outcome:
+    """A hidden-states record: loss_fn(hidden, classifier, target, bias) on h (N, H), W (K, H),
+    b (K,) or None; gradients for each of them."""
+    leaves = {name: _leaf(ctx, array, feed.grad) for name, array in
+              (("hidden", feed.hidden), ("classifier", feed.classifier), ("bias", feed.bias))}
+    leaves = {name: leaf for name, leaf in leaves.items() if leaf is not None}
+    target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
+    weight = _leaf(ctx, feed.weight, False)
+    now = {**{n: t.detach() for n, t in leaves.items()}, "target": target, "weight": weight}
+    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    loss_fn = build(ctx, weight)
+    with torch.set_grad_enabled(feed.grad):
+        try:
+            out = loss_fn(leaves["hidden"], leaves["classifier"], target, leaves.get("bias"))
+        except Exception as exc:
+            raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+    notes = _check_output(ctx, out, feed)
+    _check_unchanged(ctx, saved, now, "the forward pass")
+    value = out.detach().double().cpu().numpy()
+    if not feed.grad:
+        return Outcome(value, None, tuple(notes))
+    return Outcome(value, None, tuple(notes), _backward(ctx, out, feed, leaves, saved, now))
+
+
+def run_shard(ctx: Context, feed: Feed, rank: int, world: int, group=None) -> Outcome:
+    """A vocab-parallel record on one rank of an initialised torch.distributed group: it is
+    built with the rank's columns and called on them (feed.logits holds every column, the
+    rank's shard is cut here); the gradient is that of the rank's columns."""
+    from .cases import shard_bounds
+
+    lo, hi = shard_bounds(ctx.case.K, world)[rank]
+    local = _leaf(ctx, np.ascontiguousarray(feed.logits[:, lo:hi]), feed.grad)
+    target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
+    weight = _leaf(ctx, feed.weight, False)
+    now = {"logits": local.detach(), "target": target, "weight": weight}
+    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    loss_fn = build(ctx, weight, world=world, rank=rank, vocab_range=(lo, hi), group=group)
+    with torch.set_grad_enabled(feed.grad):
+        out = call(ctx, loss_fn, local, target)
+    notes = _check_output(ctx, out, feed)
+    _check_unchanged(ctx, saved, now, "the forward pass")
+    value = out.detach().double().cpu().numpy()
+    if not feed.grad:
+        return Outcome(value, None, tuple(notes))
+    grads = _backward(ctx, out, feed, {"logits": local}, saved, now)
+    return Outcome(value, grads["logits"], tuple(notes), grads)

@@ -127,3 +127,16 @@ TARGET_MASS_ATOL = {"float64": 1e-9, "float32": 1e-5, "bfloat16": 5e-2, "float16
 # (of max(|bound|, |value|)) lets a recipe that takes log q in float32 (seed 001: KL =
 # -1.9e-9 at p = q, declared and shown by the reference checks) pass this one.
 BOUND_RTOL = {"float64": 1e-8, "float32": 2e-5, "bfloat16": 1.6e-2, "float16": 2e-3}
+
+
+# Losses on hidden states (fused linear cross-entropy, lsuite/fused.py). The anchor in
+# bfloat16/float16 is a kernel that computes z = h·Wᵀ + b in float32, rounds each chunk of
+# logits once to the dtype (what F.linear in that dtype does, and every chunked
+# implementation that materialises a chunk), then runs the careful logits kernel
+# (lsuite/attainable.py) on them and accumulates dh = G·W (over K), dW = Gᵀ·h (over N),
+# db = Σ G in float32 before rounding each once: its error per element is the exact effect
+# of the logits' rounding (the reference on the rounded logits) plus the logits anchor
+# carried through |W| and |h|, plus ceil(log2 terms) float32 roundings of the products.
+# Held to ATTAINABLE_FACTOR times that; float32 to max(floor, BASELINE_FACTOR x the error of
+# F.linear followed by F.cross_entropy in float32 on the same inputs), as the logits checks.
+LINEAR_GRADIENTS = ("hidden", "classifier", "bias")

@@ -17,18 +17,22 @@ not depend on the chunk size or the number of threads (REFERENCE_THREADS, defaul
 `rows_last(a)` is the (rows, K) view of any of those layouts that every function works on.
 padding_excluded with pad_index=None is the same distribution as exclusive.
 
+`linear_loss_and_grad(h, W, target, spec, bias=b)`: the loss on z = h·Wᵀ + b (fused linear
+cross-entropy) with the gradients for h, W and b, z formed one chunk of rows at a time.
+
 Modules: spec (the Spec record), targets (target distributions), kernels (per-row loss and
 gradient), core (validation, layouts, denominators, the public functions), engine (how
-rows are run: threads, chunks, streaming; `engine.set_threads(n)`), bench (throughput).
+rows are run: threads, chunks, streaming; `engine.set_threads(n)`), bench (throughput), linear (losses on hidden states).
 """
 
 from .core import denominator, iter_row_chunks, loss, loss_and_grad, rows_last
 from .engine import DEFAULT_CHUNK_ELEMS
+from .linear import LinearResult, linear_loss_and_grad
 from .spec import CONVENTIONS, FORMS, REDUCTIONS, Result, Spec
 from .targets import entropy, target_distribution
 
 __all__ = [
     "CONVENTIONS", "FORMS", "REDUCTIONS", "DEFAULT_CHUNK_ELEMS", "Spec", "Result",
     "loss_and_grad", "loss", "target_distribution", "entropy", "iter_row_chunks", "denominator",
-    "rows_last",
+    "rows_last", "linear_loss_and_grad", "LinearResult",
 ]

@@ -99,8 +99,26 @@ CAUGHT_BY = {
     "RejectsWithRecursionError": ("rejects_targets_at_or_above_the_class_count", "raised RecursionError"),
     "KLDivMeanNotBatchmean": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "RoundsSoftmaxBeforeSubtracting": ("confident_rows_keep_the_true_class_gradient", "x attainable"),
+    # losses beyond one logits tensor (selftests/impls/beyond.py)
+    "LinearWeightGradMissesSmoothing": ("linear_value_and_gradients_in_every_dtype_and_reduction",
+                                        "grad_classifier: max abs error"),
+    "LinearBiasGradWrongDenominator": ("linear_ignored_targets_follow_the_convention",
+                                       "grad_bias: max abs error"),
+    "VocabParallelLocalSmoothing": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                    "rank 0 of 2: value"),
+    "VocabParallelLocalWidth": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                "rank 0 of 2: value"),
+    "VocabParallelRankDependent": ("shards_value_and_gradient_in_every_dtype_and_reduction",
+                                   "ranks disagree"),
 }
 RECORD_MUTANTS = {"KLDivFedLogits", "KLDivMeanNotBatchmean"}
+BEYOND = ROOT / "selftests" / "impls" / "beyond.py"
+BEYOND_MUTANTS = {"LinearWeightGradMissesSmoothing", "LinearBiasGradWrongDenominator",
+                  "VocabParallelLocalSmoothing", "VocabParallelLocalWidth", "VocabParallelRankDependent"}
+
+
+def _mutant_file(name):
+    return BEYOND if name in BEYOND_MUTANTS else RECORDS if name in RECORD_MUTANTS else DROPINS
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +126,7 @@ def mutant_run():
     """One suite run over every mutant at once (-n 2); its results stay in reports/mutants/."""
     args = []
     for name in CAUGHT_BY:
-        args += ["--ls-impl", f"{RECORDS if name in RECORD_MUTANTS else DROPINS}:{name}"]
+        args += ["--ls-impl", f"{_mutant_file(name)}:{name}"]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "suites"), f"--rootdir={ROOT}", "-c",
          str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q", "-n", "2",

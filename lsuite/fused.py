@@ -1,0 +1,230 @@
+"""The checks of a hidden-states record (fused linear cross-entropy; README "Losses beyond
+one logits tensor"): its value and its gradients for h, W and b against the float64
+reference (reference.linear_loss_and_grad, z formed a chunk of rows at a time), and the
+invariants that carry over from the logits checks: a shift of every logit through the bias,
+a permutation of the classifier's rows, a permutation of the batch.
+
+Inputs come from lsuite.cases.make_linear_inputs; the implementation runs through the one
+runner (lsuite/runner.py, `Feed(hidden=, classifier=, bias=)`, gradients in
+`Outcome.grads`); every tensor is judged by lsuite.assertions against lsuite.tolerances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import reference
+
+from . import assertions, claims, severity, tolerances
+from .attainable import attainable, finite_max, target_rows
+from .cases import Inputs, LinearInputs, make_linear_inputs, round_to
+from .runner import Context, Feed, run
+
+GRADIENTS = tolerances.LINEAR_GRADIENTS
+
+
+def _steps(count: int) -> int:
+    return math.ceil(math.log2(count)) if count > 1 else 0
+
+
+def expected(inputs: LinearInputs) -> dict[str, np.ndarray | float | None]:
+    """The reference's value and gradients by name ("value", "hidden", "classifier", "bias")."""
+    ref = reference.linear_loss_and_grad(inputs.hidden, inputs.classifier, inputs.target,
+                                         inputs.spec, bias=inputs.bias, weight=inputs.weight,
+                                         cotangent=inputs.cotangent)
+    return {"value": ref.value, "hidden": ref.grad_hidden, "classifier": ref.grad_classifier,
+            "bias": ref.grad_bias}
+
+
+def _chain(inputs: LinearInputs, value, G) -> dict:
+    h, W = inputs.hidden, inputs.classifier
+    G = np.where(np.isfinite(G), G, 0.0)
+    return {"value": value, "hidden": G @ W, "classifier": G.T @ h,
+            "bias": None if inputs.bias is None else G.sum(axis=0)}
+
+
+def _as_logits_inputs(inputs: LinearInputs, logits) -> Inputs:
+    return Inputs(logits, inputs.target, inputs.weight, inputs.cotangent, inputs.ignore_index,
+                  inputs.spec)
+
+
+def linear_attainable(inputs: LinearInputs, dtype: str, exact: dict) -> dict:
+    """Per-element attainable errors of value and gradients (lsuite/tolerances.py: the logits
+    rounded once to dtype, then the careful logits kernel, float32 products)."""
+    z = inputs.logits
+    rounded = np.where(np.isfinite(z), round_to(np.where(np.isfinite(z), z, 0.0), dtype), z)
+    ref_r = reference.loss_and_grad(rounded, inputs.target, inputs.spec, weight=inputs.weight,
+                                    cotangent=inputs.cotangent)
+    at_r = _chain(inputs, ref_r.value, ref_r.grad)
+    att = attainable(_as_logits_inputs(inputs, rounded), dtype, ref_r.value, ref_r.grad)
+    dG = np.where(np.isfinite(att.grad), att.grad, 0.0)
+    G = np.abs(np.where(np.isfinite(ref_r.grad), ref_r.grad, 0.0))
+    h, W = np.abs(inputs.hidden), np.abs(inputs.classifier)
+    u, u32 = tolerances.UNIT_ROUNDOFF[dtype], tolerances.UNIT_ROUNDOFF["float32"]
+    half = tolerances.SUBNORMAL_SPACING[dtype] / 2
+    N, K = G.shape
+    carried = {"hidden": dG @ W + _steps(K) * u32 * (G @ W),
+               "classifier": dG.T @ h + _steps(N) * u32 * (G.T @ h),
+               "bias": dG.sum(axis=0) + _steps(N) * u32 * G.sum(axis=0)}
+    out = {"value": np.abs(np.asarray(at_r["value"]) - np.asarray(exact["value"])) + att.value}
+    for name in GRADIENTS:
+        if exact[name] is None:
+            continue
+        moved = np.abs(at_r[name] - exact[name])
+        out[name] = moved + carried[name] + u * np.abs(exact[name]) + half
+    return out
+
+
+def pytorch_linear_outputs(inputs: LinearInputs, dtype: str) -> dict:
+    """F.linear followed by F.cross_entropy (the claimed target rows as probabilities), in
+    dtype on the same rounded inputs: PyTorch's own error, as lsuite/torch_error.py."""
+    tdtype = getattr(torch, dtype)
+    K = inputs.classifier.shape[0]
+    rows, kept = target_rows(_as_logits_inputs(inputs, np.zeros((len(inputs.target), 0))), K)
+    weight = np.ones(K) if inputs.weight is None else inputs.weight
+    leaves = {"hidden": inputs.hidden, "classifier": inputs.classifier, "bias": inputs.bias}
+    leaves = {n: torch.tensor(a, dtype=tdtype, requires_grad=True) for n, a in leaves.items()
+              if a is not None}
+    z = F.linear(leaves["hidden"], leaves["classifier"], leaves.get("bias"))
+    per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
+    if inputs.spec.form == "kl":
+        from .torch_error import _weighted_neg_entropy
+        per = per + torch.tensor(_weighted_neg_entropy(rows, weight), dtype=tdtype)
+    per = per * torch.tensor(kept, dtype=tdtype)
+    if inputs.cotangent is not None:
+        (per * torch.tensor(inputs.cotangent, dtype=tdtype)).sum().backward()
+        value = per.detach().double().numpy()
+    else:
+        D = reference.denominator(np.broadcast_to(np.zeros(()), (len(rows), K)), inputs.target,
+                                  inputs.spec, weight=inputs.weight)
+        total = per.sum() / D
+        total.backward()
+        value = total.detach().double().numpy()
+    return {"value": value, **{n: t.grad.double().numpy() for n, t in leaves.items()}}
+
+
+def _expected_value(ctx: Context, inputs: LinearInputs, value):
+    if ctx.impl.empty_mean == "zero" and ctx.case.reduction in claims.MEANS:
+        D = reference.denominator(np.broadcast_to(np.zeros(()), (ctx.case.N, ctx.case.K)),
+                                  inputs.target, inputs.spec, weight=inputs.weight)
+        if D == 0:
+            return 0.0
+    return value
+
+
+def feed(inputs: LinearInputs, **changes) -> Feed:
+    shape = () if inputs.cotangent is None else tuple(inputs.cotangent.shape)
+    base = Feed(None, inputs.target, inputs.weight, inputs.cotangent, expect_shape=shape,
+                hidden=inputs.hidden, classifier=inputs.classifier, bias=inputs.bias)
+    return dataclasses.replace(base, **changes)
+
+
+def check_linear_against_reference(ctx: Context) -> dict:
+    """Value and every gradient of a hidden-states record against the float64 reference."""
+    inputs = severity.suite_step("making the case's inputs", make_linear_inputs, ctx.impl,
+                                 ctx.case, ctx.seed)
+    exact = severity.suite_step("computing the reference", expected, inputs)
+    exact["value"] = _expected_value(ctx, inputs, exact["value"])
+    out = run(ctx, feed(inputs))
+    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)
+    base = None if dtype == "float64" else pytorch_linear_outputs(inputs, dtype)
+    att = linear_attainable(inputs, dtype, exact) if dtype in tolerances.LOW_PRECISION else None
+    actual = {"value": out.value, **out.grads}
+    problems, metrics = list(out.notes), {}
+    for name in ("value", *GRADIENTS):
+        if exact[name] is None:
+            continue
+        if name not in actual:
+            problems.append(f"no gradient for the {name}")
+            continue
+        label = "value" if name == "value" else f"grad_{name}"
+        diff = assertions.measure(actual[name], exact[name])
+        allowed = None if att is None else finite_max(att[name])
+        base_err = None if base is None else assertions.measure(base[name], exact[name]).max_abs
+        budget = tolerances.budget(dtype, diff.scale, allowed, base_err)
+        metrics.update({f"{label}_max_abs_err": diff.max_abs, f"{label}_max_rel_err": diff.max_rel,
+                        f"{label}_budget": budget.allowed, f"baseline_{label}_abs_err": base_err,
+                        f"attainable_{label}_abs_err": allowed})
+        found = assertions.problem(label, actual[name], exact[name], budget, diff)
+        if found:
+            problems.append(found)
+    ctx.record(metrics)
+    if problems:
+        raise ctx.fail("; ".join(problems))
+    return metrics
+
+
+# ------------------------------------------------------------------------- invariants
+
+SHIFT = 2.0  # added to every bias entry: a shift of every logit by the same constant
+PERMUTATION_SEED = 7  # the seeded permutations of classes and rows (a node id is a repro)
+
+
+def _same(ctx: Context, inputs: LinearInputs, before: dict, after: dict, what: str) -> None:
+    """Judge two runs that exact arithmetic makes equal (tolerances.invariant_budget)."""
+    z = inputs.logits
+    logit_scale = float(np.max(np.abs(z[np.isfinite(z)]))) if np.isfinite(z).any() else 0.0
+    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)
+    problems = []
+    for name, expected in before.items():
+        label = "value" if name == "value" else f"grad_{name}"
+        diff = assertions.measure(after[name], expected)
+        budget = tolerances.invariant_budget(dtype, diff.scale, logit_scale)
+        found = assertions.problem(f"{label} after {what}", after[name], expected, budget, diff)
+        if found:
+            problems.append(found)
+    if problems:
+        raise ctx.fail("; ".join(problems))
+
+
+def _outputs(ctx: Context, inputs: LinearInputs, **changes) -> dict:
+    out = run(ctx, feed(inputs, **changes))
+    return {"value": np.asarray(out.value), **out.grads}
+
+
+def bias_shift(ctx: Context) -> None:
+    """h·Wᵀ + (b + c): the same value and the same gradients for h, W and b."""
+    inputs = make_linear_inputs(ctx.impl, ctx.case, ctx.seed)
+    shifted = round_to(inputs.bias + SHIFT, ctx.case.dtype)
+    before = _outputs(ctx, inputs)
+    after = _outputs(ctx, inputs, bias=shifted)
+    _same(ctx, inputs, before, after, f"adding {SHIFT:g} to every bias entry")
+
+
+def class_permutation(ctx: Context) -> None:
+    """Classifier rows (and bias entries) permuted, targets relabelled: the same value and
+    dh; dW and db permuted the same way."""
+    inputs = make_linear_inputs(ctx.impl, ctx.case, ctx.seed)
+    order = np.random.default_rng(PERMUTATION_SEED).permutation(ctx.case.K)
+    inverse = np.argsort(order)
+    kept = (inputs.target >= 0) & (inputs.target < ctx.case.K)
+    target = np.where(kept, inverse[np.where(kept, inputs.target, 0)], inputs.target)
+    before = _outputs(ctx, inputs)
+    after = _outputs(ctx, inputs, classifier=inputs.classifier[order], target=target,
+                     bias=None if inputs.bias is None else inputs.bias[order],
+                     weight=None if inputs.weight is None else inputs.weight[order])
+    expected = {"value": before["value"], "hidden": before["hidden"],
+                "classifier": before["classifier"][order]}
+    if "bias" in before:
+        expected["bias"] = before["bias"][order]
+    _same(ctx, inputs, expected, after, "permuting the classifier's rows")
+
+
+def batch_permutation(ctx: Context) -> None:
+    """Rows of h (and targets, cotangent) permuted: a reduced value and dW, db unchanged;
+    the per-row values and dh permuted."""
+    inputs = make_linear_inputs(ctx.impl, ctx.case, ctx.seed)
+    order = np.random.default_rng(PERMUTATION_SEED).permutation(ctx.case.N)
+    before = _outputs(ctx, inputs)
+    cotangent = None if inputs.cotangent is None else inputs.cotangent[order]
+    after = _outputs(ctx, inputs, hidden=inputs.hidden[order], target=inputs.target[order],
+                     cotangent=cotangent)
+    expected = dict(before, hidden=before["hidden"][order])
+    if ctx.case.reduction == "none":
+        expected["value"] = before["value"][order]
+    _same(ctx, inputs, expected, after, "permuting the batch")
