@@ -153,6 +153,11 @@ def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
     return notes
 
 
+def _snapshot(now: dict) -> dict:
+    """A copy and the version counter of every input, for _check_unchanged."""
+    return {name: None if t is None else (t.clone(), t._version) for name, t in now.items()}
+
+
 def _check_unchanged(ctx: Context, saved: dict, now: dict, when: str) -> None:
     """Values compared, and the version counter too: an in-place write that is undone before
     returning still moves `tensor._version`."""
@@ -182,7 +187,7 @@ def run_local(ctx: Context, feed: Feed) -> Outcome:
         return _run_linear(ctx, feed)
     leaf, target, weight = tensors(ctx, feed)
     now = {"logits": leaf.detach(), "target": target, "weight": weight}
-    saved = {name: None if t is None else (t.clone(), t._version) for name, t in now.items()}
+    saved = _snapshot(now)
     loss_fn = build(ctx, weight)
     fed = torch.stack([leaf, leaf], dim=-1)[..., 0] if feed.non_contiguous else leaf
     with torch.set_grad_enabled(feed.grad):
@@ -238,7 +243,7 @@ def _run_linear(ctx: Context, feed: Feed) -> Outcome:
     target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
     weight = _leaf(ctx, feed.weight, False)
     now = {**{n: t.detach() for n, t in leaves.items()}, "target": target, "weight": weight}
-    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    saved = _snapshot(now)
     loss_fn = build(ctx, weight)
     with torch.set_grad_enabled(feed.grad):
         try:
@@ -264,7 +269,7 @@ def run_shard(ctx: Context, feed: Feed, rank: int, world: int, group=None) -> Ou
     target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
     weight = _leaf(ctx, feed.weight, False)
     now = {"logits": local.detach(), "target": target, "weight": weight}
-    saved = {name: None if t is None else t.clone() for name, t in now.items()}
+    saved = _snapshot(now)
     loss_fn = build(ctx, weight, world=world, rank=rank, vocab_range=(lo, hi), group=group)
     with torch.set_grad_enabled(feed.grad):
         out = call(ctx, loss_fn, local, target)
