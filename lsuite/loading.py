@@ -88,7 +88,7 @@ def _unique(record: Impl, taken) -> Impl:
     return dataclasses.replace(record, name=name) if name != record.name else record
 
 
-def _in_its_worker(cfg):
+def in_its_worker(cfg):
     raise RuntimeError("this implementation is built and called only in its worker process "
                        "(lsuite/worker.py); the judge holds its claims, not its code")
 
@@ -103,7 +103,7 @@ def load_isolated(spec: str, pool, taken: set[str] = frozenset()) -> Impl:
                     when=None if d["when"] is None else _remote_predicate(pool, spec, i, d["when"]))
         for i, d in enumerate(fields.pop("known_defects")))
     try:
-        record = Impl(**fields, build=_in_its_worker, known_defects=defects)
+        record = Impl(**fields, build=in_its_worker, known_defects=defects)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"--ls-impl {spec!r}: its record does not describe itself: {exc}") from None
     return _unique(record, taken)
