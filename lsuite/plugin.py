@@ -120,7 +120,8 @@ def _pool(config):
     if config.getoption("ls_inprocess"):
         return None
     return worker.Pool(limit_s=config.getoption("ls_timeout"),
-                       impl_budget_s=config.getoption("ls_impl_budget"))
+                       impl_budget_s=config.getoption("ls_impl_budget"),
+                       interrupted=_Interrupt.check)
 
 
 MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
@@ -130,9 +131,43 @@ MARKERS = (  # also in pyproject.toml; registered here for an installed suite ru
 )
 
 
+class _Interrupt:
+    """Ctrl-C, remembered. Python delivers SIGINT as a KeyboardInterrupt wherever the main
+    thread happens to be, and one raised inside a garbage-collector callback or a __del__ is
+    swallowed (printed as an "unraisable" warning) and the run goes on. So the handler also
+    sets a flag that every check's start and every worker call checks: one Ctrl-C always
+    stops the run."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls):
+        if cls.seen:
+            raise KeyboardInterrupt
+
+
+def _install_interrupt() -> None:
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _Interrupt.handler)
+    except ValueError:  # not the main thread (an embedding runner): leave Ctrl-C as it is
+        pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _Interrupt.check()
+
+
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    _install_interrupt()
     config.stash[CUDA] = _cuda_state()
     # before any worker starts (they inherit the environment) and before any record loads
     triton_note = peers.prepare_triton(config.stash[CUDA]["available"])

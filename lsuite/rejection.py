@@ -23,6 +23,8 @@ ISOLATED_TIMEOUT_S = 120  # a fresh interpreter importing torch and initialising
 # a bug) is not a rejection; a record that rejects otherwise names its types in
 # `Impl.rejects_with`.
 REJECTIONS = (RuntimeError, IndexError, ValueError)
+# Subclasses of RuntimeError that say the code broke, not that it refused the argument.
+NOT_REJECTIONS = (RecursionError, NotImplementedError)
 
 
 def bad_target_value(case: Case, which: str) -> int:
@@ -57,7 +59,8 @@ def attempt_local(ctx: Context, eps: float | None = None, target: str | None = N
     except Exception as exc:  # noqa: BLE001 - judged by its type just below
         raised = exc.__cause__ if isinstance(exc, CheckFailed) and exc.__cause__ else exc
         accepted = REJECTIONS + tuple(ctx.impl.rejects_with)
-        if isinstance(raised, accepted):
+        broke = isinstance(raised, NOT_REJECTIONS) and not isinstance(raised, tuple(ctx.impl.rejects_with))
+        if isinstance(raised, accepted) and not broke:
             return None
         return (f"raised {type(raised).__name__}: {str(raised)[:200]} (a rejection is one of "
                 f"{', '.join(t.__name__ for t in accepted)})")

@@ -192,6 +192,7 @@ class Pool:
     hung: dict[str, str] = field(default_factory=dict)  # impl name -> the check it hung in
     spent: dict[str, float] = field(default_factory=dict)  # impl name -> seconds in calls
     restored: dict[str, list[str]] = field(default_factory=dict)  # impl -> state it changed
+    interrupted: Any = None  # called before each call: raises KeyboardInterrupt after a Ctrl-C
 
     def _handle(self, key: str) -> _Handle:
         handle = self.handles.get(key)
@@ -265,6 +266,8 @@ class Pool:
 
     def call(self, ctx: Context, function: str, *args):
         """`function(ctx, *args)` in the implementation's worker; its failures as ctx.fail."""
+        if self.interrupted is not None:
+            self.interrupted()
         impl = ctx.impl
         if impl.name in self.hung:
             raise ctx.fail(f"not run: it hung in {self.hung[impl.name]}")

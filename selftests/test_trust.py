@@ -109,7 +109,7 @@ def test_correct_code_behaving_like_pytorch_passes_the_gate_with_divergences_lis
 
 
 def test_strict_fails_the_gate_on_divergences(tmp_path):
-    proc, payload = suite(tmp_path, "-k", "rejects_negative", "--ls-strict", "--ls-impl",
+    proc, payload = suite(tmp_path, "-k", "rejects_negative_smoothing", "--ls-strict", "--ls-impl",
                           f"{TRUST}:Float64TorchWrapper")
     assert proc.returncode == 1
     assert {c["outcome"] for c in payload["checks"] if c["outcome"] != "skipped"} == {"failed"}
