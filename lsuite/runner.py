@@ -97,6 +97,7 @@ class Outcome:
     # every gradient by the name of its input: "logits" (vocab_parallel: this rank's columns),
     # or "hidden", "classifier", "bias" for hidden_states; empty without grad
     grads: dict[str, np.ndarray] = field(default_factory=dict)
+    dtype: str | None = None  # the output's dtype ("float32", ...); None: not recorded
 
 
 def tensors(ctx: Context, feed: Feed):
@@ -195,19 +196,11 @@ def run_local(ctx: Context, feed: Feed) -> Outcome:
     notes = _check_output(ctx, out, feed)
     _check_unchanged(ctx, saved, now, "the forward pass")
     value = out.detach().double().cpu().numpy()
+    out_dtype = str(out.dtype).removeprefix("torch.")
     if not feed.grad:
-        return Outcome(value, None, tuple(notes))
-    upstream = torch.ones_like(out) if feed.cotangent is None else torch.tensor(
-        feed.cotangent, dtype=out.dtype, device=out.device)
-    try:
-        out.backward(upstream)
-    except Exception as exc:
-        raise ctx.fail(f"backward raised {type(exc).__name__}: {exc}") from exc
-    _check_unchanged(ctx, saved, now, "the backward pass")
-    if leaf.grad is None:
-        raise ctx.fail("logits.grad is None after backward: no gradient reaches the logits")
-    grad = leaf.grad.double().cpu().numpy()
-    return Outcome(value, grad, tuple(notes), {"logits": grad})
+        return Outcome(value, None, tuple(notes), dtype=out_dtype)
+    grads = _backward(ctx, out, feed, {"logits": leaf}, saved, now)
+    return Outcome(value, grads["logits"], tuple(notes), grads, dtype=out_dtype)
 
 
 def _leaf(ctx: Context, array, grad: bool):
