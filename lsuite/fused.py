@@ -20,9 +20,11 @@ import torch.nn.functional as F
 
 import reference
 
-from . import assertions, claims, severity, tolerances
+from . import claims, severity, tolerances
 from .attainable import attainable, finite_max, target_rows
 from .cases import Inputs, LinearInputs, make_linear_inputs, round_to
+from .harness import judge
+from .properties import assert_same
 from .runner import Context, Feed, run
 
 GRADIENTS = tolerances.LINEAR_GRADIENTS
@@ -143,16 +145,12 @@ def check_linear_against_reference(ctx: Context) -> dict:
             problems.append(f"no gradient for the {name}")
             continue
         label = "value" if name == "value" else f"grad_{name}"
-        diff = assertions.measure(actual[name], exact[name])
-        allowed = None if att is None else finite_max(att[name])
-        base_err = None if base is None else assertions.measure(base[name], exact[name]).max_abs
-        budget = tolerances.budget(dtype, diff.scale, allowed, base_err)
-        metrics.update({f"{label}_max_abs_err": diff.max_abs, f"{label}_max_rel_err": diff.max_rel,
-                        f"{label}_budget": budget.allowed, f"baseline_{label}_abs_err": base_err,
-                        f"attainable_{label}_abs_err": allowed})
-        found = assertions.problem(label, actual[name], exact[name], budget, diff)
-        if found:
-            problems.append(found)
+        judged = judge(label, actual[name], exact[name], dtype,
+                       attainable=None if att is None else att[name],
+                       pytorch=None if base is None else base[name])
+        metrics.update(judged.metrics(label))
+        if judged.problem:
+            problems.append(judged.problem)
     ctx.record(metrics)
     if problems:
         raise ctx.fail("; ".join(problems))
@@ -166,20 +164,11 @@ PERMUTATION_SEED = 7  # the seeded permutations of classes and rows (a node id i
 
 
 def _same(ctx: Context, inputs: LinearInputs, before: dict, after: dict, what: str) -> None:
-    """Judge two runs that exact arithmetic makes equal (tolerances.invariant_budget)."""
-    z = inputs.logits
-    logit_scale = float(np.max(np.abs(z[np.isfinite(z)]))) if np.isfinite(z).any() else 0.0
-    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)
-    problems = []
+    """Judge two runs that exact arithmetic makes equal (lsuite/properties.py's assertion)."""
+    logit_scale = finite_max(np.abs(inputs.logits))
     for name, expected in before.items():
         label = "value" if name == "value" else f"grad_{name}"
-        diff = assertions.measure(after[name], expected)
-        budget = tolerances.invariant_budget(dtype, diff.scale, logit_scale)
-        found = assertions.problem(f"{label} after {what}", after[name], expected, budget, diff)
-        if found:
-            problems.append(found)
-    if problems:
-        raise ctx.fail("; ".join(problems))
+        assert_same(ctx, f"{label} after {what}", after[name], expected, logit_scale=logit_scale)
 
 
 def _outputs(ctx: Context, inputs: LinearInputs, **changes) -> dict:

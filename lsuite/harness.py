@@ -13,6 +13,8 @@ numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -25,12 +27,44 @@ from .runner import Context, Feed, run
 from .torch_error import pytorch_outputs
 
 
-def _rounded_expectation(expected, out_dtype: str) -> np.ndarray:
+def rounded_expectation(expected, out_dtype: str) -> np.ndarray:
     """A true value beyond the output dtype's range is +-inf once rounded: the right answer."""
     expected = np.asarray(expected, dtype=float)
     top = torch.finfo(getattr(torch, out_dtype)).max
     with np.errstate(invalid="ignore"):
         return np.where(np.abs(expected) > top, np.copysign(np.inf, expected), expected)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One tensor judged against the reference: what was measured, the budget, the verdict."""
+
+    diff: assertions.Difference
+    budget: assertions.Budget
+    attainable: float | None  # what a careful float32 kernel attains (low precision only)
+    pytorch: float | None  # PyTorch's own max abs error on the same inputs (not float64)
+    problem: str | None  # None: within budget
+
+    def metrics(self, label: str) -> dict:
+        return {f"{label}_max_abs_err": self.diff.max_abs, f"{label}_max_rel_err": self.diff.max_rel,
+                f"{label}_budget": self.budget.allowed, f"baseline_{label}_abs_err": self.pytorch,
+                f"attainable_{label}_abs_err": self.attainable}
+
+
+def judge(label: str, actual, expected, dtype: str, *, attainable=None, pytorch=None,
+          exact=None) -> Judged:
+    """The one judgement of a tensor against the reference, for every input kind (logits,
+    hidden states, vocab-parallel shards): the error, the budget from lsuite/tolerances.py
+    (anchored to `attainable` elementwise errors in low precision, to PyTorch's own output
+    `pytorch` in float32), and the message when it is over. `exact`: the unrounded
+    reference PyTorch's error is measured against (default: `expected`)."""
+    diff = assertions.measure(actual, expected)
+    allowed = None if attainable is None else finite_max(attainable)
+    base_err = None if pytorch is None else assertions.measure(
+        pytorch, expected if exact is None else exact).max_abs
+    budget = tolerances.budget(dtype, diff.scale, allowed, base_err)
+    return Judged(diff, budget, allowed, base_err,
+                  assertions.problem(label, actual, expected, budget, diff))
 
 
 def check_against_reference(ctx: Context) -> dict:
@@ -56,16 +90,12 @@ def check_against_reference(ctx: Context) -> dict:
         # a true value beyond the range of the dtype it is returned in is +-inf once rounded:
         # the output's dtype for the value (a float32 loss of bf16 logits), the logits' for grad
         rounded_in = out.dtype if what == "value" and out.dtype in tolerances.RTOL else dtype
-        expected = _rounded_expectation(exact, rounded_in)
-        diff = assertions.measure(actual, expected)
-        allowed = None if att is None else finite_max((att.value, att.grad)[i])
-        base_err = None if base is None else assertions.measure(base[i], exact).max_abs
-        budget = tolerances.budget(dtype, diff.scale, allowed, base_err)
-        metrics.update({f"{what}_max_abs_err": diff.max_abs, f"{what}_max_rel_err": diff.max_rel,
-                        f"{what}_budget": budget.allowed, f"baseline_{what}_abs_err": base_err,
-                        f"attainable_{what}_abs_err": allowed})
-        judged.append((what, actual, expected, budget,
-                       assertions.problem(what, actual, expected, budget, diff)))
+        expected = rounded_expectation(exact, rounded_in)
+        judged_one = judge(what, actual, expected, dtype,
+                           attainable=None if att is None else (att.value, att.grad)[i],
+                           pytorch=None if base is None else base[i], exact=exact)
+        metrics.update(judged_one.metrics(what))
+        judged.append((what, actual, expected, judged_one.budget, judged_one.problem))
     true_class = None if att is None else _true_class_entries(inputs, out.grad, ref.grad, att, base)
     if true_class is not None:  # low precision only: in float32/64 it measures rounding noise
         metrics.update(true_class.metrics())

@@ -19,6 +19,7 @@ import reference
 
 from . import claims, tolerances
 from .assertions import Budget, assert_close
+from .attainable import finite_max
 from .cases import spec_for
 from .runner import Context, Feed, Outcome, run
 from .strategies import Sample
@@ -63,9 +64,8 @@ def _dtype(ctx: Context) -> str:
 
 
 def _finite_max(*arrays) -> float:
-    values = [np.abs(a[np.isfinite(a)]).max() for a in map(np.asarray, arrays)
-              if np.isfinite(a).any()]
-    return float(max(values, default=0.0))
+    """The largest finite magnitude over the arrays (0.0 when none is finite)."""
+    return max((finite_max(np.abs(np.asarray(a, dtype=float))) for a in arrays), default=0.0)
 
 
 def assert_same(ctx: Context, what: str, actual, expected, *, logit_scale: float = 0.0,

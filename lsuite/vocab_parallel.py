@@ -17,7 +17,8 @@ import reference
 from . import assertions, claims, distributed, severity, tolerances
 from .attainable import attainable, finite_max
 from .cases import make_inputs, round_to, shard_bounds
-from .harness import _rounded_expectation
+from .harness import judge, rounded_expectation
+from .properties import assert_same
 from .runner import Context, Feed
 from .torch_error import pytorch_outputs
 
@@ -61,7 +62,7 @@ def check_shards_against_reference(ctx: Context) -> dict:
     dtype = claims.judged_dtype(ctx.impl, case.dtype)
     base = None if dtype == "float64" else pytorch_outputs(inputs, dtype)
     att = attainable(inputs, dtype, ref.value, ref.grad) if dtype in tolerances.LOW_PRECISION else None
-    value = _rounded_expectation(claims.expected_value(ctx.impl, case.reduction, inputs, ref.value), dtype)
+    value = rounded_expectation(claims.expected_value(ctx.impl, case.reduction, inputs, ref.value), dtype)
     problems, metrics = [], {"world": case.world}
     worst = {}
     for rank, (out, (lo, hi)) in enumerate(zip(outcomes, shard_bounds(case.K, case.world), strict=True)):
@@ -71,17 +72,13 @@ def check_shards_against_reference(ctx: Context) -> dict:
                  None if base is None else base[0]),
                 ("grad", out.grad, ref.grad[:, lo:hi], None if att is None else att.grad[:, lo:hi],
                  None if base is None else base[1][:, lo:hi])):
-            diff = assertions.measure(actual, exact)
-            base_err = None if b is None else assertions.measure(b, exact).max_abs
-            budget = tolerances.budget(dtype, diff.scale, None if a is None else finite_max(a), base_err)
-            if diff.max_abs >= worst.get(what, (-1.0,))[0]:
-                worst[what] = (diff.max_abs, diff.max_rel, budget.allowed, base_err)
-            found = assertions.problem(what, actual, exact, budget, diff)
-            if found:
-                problems.append(f"rank {rank} of {case.world}: {found}")
-    for what, (abs_err, rel_err, allowed, base_err) in worst.items():
-        metrics.update({f"{what}_max_abs_err": abs_err, f"{what}_max_rel_err": rel_err,
-                        f"{what}_budget": allowed, f"baseline_{what}_abs_err": base_err})
+            judged = judge(what, actual, exact, dtype, attainable=a, pytorch=b)
+            if judged.diff.max_abs >= worst.get(what, (-1.0,))[0]:
+                worst[what] = (judged.diff.max_abs, judged)
+            if judged.problem:
+                problems.append(f"rank {rank} of {case.world}: {judged.problem}")
+    for what, (_, judged) in worst.items():  # the worst rank's figures
+        metrics.update(judged.metrics(what))
     problems += _rank_agreement(ctx, outcomes, dtype)
     ctx.record(metrics)
     if problems:
@@ -90,18 +87,10 @@ def check_shards_against_reference(ctx: Context) -> dict:
 
 
 def _same(ctx: Context, inputs, expected: tuple, actual: tuple, what: str) -> None:
-    z = inputs.logits
-    logit_scale = float(np.max(np.abs(z[np.isfinite(z)]))) if np.isfinite(z).any() else 0.0
-    dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)
-    problems = []
+    """Judge two runs that exact arithmetic makes equal (lsuite/properties.py's assertion)."""
+    logit_scale = finite_max(np.abs(inputs.logits))
     for name, a, e in (("value", actual[0], expected[0]), ("grad", actual[1], expected[1])):
-        diff = assertions.measure(a, e)
-        found = assertions.problem(f"{name} {what}", a, e,
-                                   tolerances.invariant_budget(dtype, diff.scale, logit_scale), diff)
-        if found:
-            problems.append(found)
-    if problems:
-        raise ctx.fail("; ".join(problems))
+        assert_same(ctx, f"{name} {what}", a, e, logit_scale=logit_scale)
 
 
 def world_size_changes_nothing(ctx: Context) -> None:
