@@ -7,7 +7,8 @@
   as PyTorch does, or the specification leaves the value open:
     * NaN versus +-inf (either way) in a mean whose denominator is zero: 0/0 and x/0 are
       conventions, not mathematics (the reference writes NaN with a zero gradient, as
-      PyTorch does for an all-ignored mean);
+      PyTorch does for an all-ignored mean). A finite value there (0 for an all-ignored
+      mean) is a claim the record must make (`empty_mean`), else an error;
     * a NaN or infinity exactly where PyTorch's built-in primitives, on the same rounded
       inputs in the same dtype, give the same NaN or infinity;
     * an error beyond the budget where PyTorch's own result on this device is beyond the
@@ -71,6 +72,6 @@ def is_divergence(actual, expected, pytorch, budget: Budget, zero_denominator: b
     pattern = ~both & ~_same_special(actual, expected)
     if not pattern.any():
         return bool(over.any())
-    if zero_denominator:
-        return True
+    if zero_denominator:  # NaN against +-inf there; a finite value (0 for 0/0) is no edge case
+        return bool(np.all(~np.isfinite(actual[pattern])))
     return pytorch is not None and bool(np.all(_same_special(actual, pytorch)[pattern]))

@@ -41,6 +41,7 @@ BUDGET = Budget(1e-6, "test")
 def test_nan_versus_inf_at_a_zero_denominator_is_a_divergence_not_an_error():
     assert severity.is_divergence([np.inf], [np.nan], [np.nan], BUDGET, zero_denominator=True)
     assert not severity.is_divergence([np.inf], [np.nan], [np.nan], BUDGET, zero_denominator=False)
+    assert not severity.is_divergence([0.0], [np.nan], [np.nan], BUDGET, zero_denominator=True)
 
 
 def test_a_nan_exactly_where_pytorch_gives_nan_is_a_divergence():
