@@ -188,7 +188,7 @@ def cells_of(tree: Node, impl: str) -> dict[str, Node]:
 @pytest.mark.parametrize("name, words", [
     ("does_not_exist.json", "no such file"),
     ("truncated_results.json", "not valid JSON"),
-    ("schema2_results.json", "schema 2 is not supported"),
+    ("schema3_results.json", "schema 3 is not supported"),
     ("no_schema_results.json", 'no "schema" field'),
 ])
 def test_unusable_results_file_raises_one_line_error(name, words):
@@ -574,8 +574,8 @@ def test_wrongly_typed_check_fields_are_one_line_errors(field, value):
 
 
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
-    with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
-        write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
+    with pytest.raises(ResultsError, match=r"^baseline: schema 3 is not supported") as info:
+        write_report(make_results(), tmp_path / "r.html", baseline={"schema": 3})
     assert "\n" not in str(info.value)
     assert not (tmp_path / "r.html").exists()
 
