@@ -16,10 +16,11 @@ from pathlib import Path
 
 from reports.analysis import verdict_of
 from reports.files import write_results
+from reports.inputs import check_fields, input_kinds
 
 from .machine import cpu_model
 
-SCHEMA = 1
+SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (README, Results)
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
 BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
@@ -166,7 +167,9 @@ class Collector:
         finished = time.time()
         env["finished"] = datetime.fromtimestamp(finished, timezone.utc).isoformat(timespec="seconds")
         env["duration_s"] = round(finished - self.started, 3)
+        kinds = input_kinds(env)
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
+        checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
                 "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate}

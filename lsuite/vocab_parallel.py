@@ -73,12 +73,14 @@ def check_shards_against_reference(ctx: Context) -> dict:
                 ("grad", out.grad, ref.grad[:, lo:hi], None if att is None else att.grad[:, lo:hi],
                  None if base is None else base[1][:, lo:hi])):
             judged = judge(what, actual, exact, dtype, attainable=a, pytorch=b)
+            if what == "grad":  # each rank's shard gradient under its own name
+                metrics.update(judged.metrics(f"grad_rank{rank}"))
             if judged.diff.max_abs >= worst.get(what, (-1.0,))[0]:
-                worst[what] = (judged.diff.max_abs, judged)
+                worst[what] = (judged.diff.max_abs, judged, rank)
             if judged.problem:
                 problems.append(f"rank {rank} of {case.world}: {judged.problem}")
-    for what, (_, judged) in worst.items():  # the worst rank's figures
-        metrics.update(judged.metrics(what))
+    for what, (_, judged, rank) in worst.items():  # the worst rank's figures, and which rank
+        metrics.update(judged.metrics(what), **{f"{what}_worst_rank": rank})
     problems += _rank_agreement(ctx, outcomes, dtype)
     ctx.record(metrics)
     if problems:

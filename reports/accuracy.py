@@ -11,9 +11,11 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from . import inputs
 from .analysis import (
     DTYPE_ORDER,
     MEASURED,
+    UNIT_ROUNDOFF,
     conformance_checks,
     impl_of,
     metrics_of,
@@ -90,6 +92,65 @@ def accuracy(results: dict) -> list[AccuracyRow]:
     impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
     rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype))
     return rows
+
+
+@dataclass
+class GradientRow:
+    """The worst error of one judged gradient (dh, dW, db, a rank's shard) of one
+    implementation in one dtype (and world size, for a shard), over the checks that
+    measured it."""
+
+    impl: str
+    input: str
+    dtype: str
+    gradient: str  # its name in results.json (reports/inputs.py)
+    label: str  # in words: "dh (hidden)", "shard of rank 1 (world 2)"
+    world: int | None
+    measured: int
+    abs_err: float | None
+    nodeid: str
+    rel_err: float | None
+    rel_in_u: float | None  # rel_err / the dtype's unit roundoff (ulps of the result)
+    attainable: float | None  # worst abs error / what a careful kernel attains
+    pytorch: float | None  # worst abs error / PyTorch's own error on the same inputs
+    budget_used: float | None
+
+
+def gradient_accuracy(results: dict) -> list[GradientRow]:
+    """Worst error per implementation x dtype x judged gradient, for the records that take
+    something other than one logits tensor (the logits' gradient is the table above)."""
+    kinds = inputs.input_kinds(results.get("environment"))
+    groups: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
+    for check in conformance_checks(results):
+        kind = inputs.input_of(check, kinds)
+        if kind in inputs.LOGITS_INPUTS or outcome_of(check) not in MEASURED:
+            continue
+        world = inputs.world_of(check, kinds)
+        for name, entry in inputs.gradients_of(check, kinds).items():
+            key = (impl_of(check), kind, text(params_of(check).get("dtype")) or "?", name, world)
+            groups[key].append((check, entry))
+    rows = []
+    for (impl, kind, dtype, name, world), pairs in groups.items():
+        err, nodeid = _argworst([(num(e.get("max_abs_err")), text(c.get("nodeid"))) for c, e in pairs])
+        rel = worst(num(e.get("max_rel_err")) for _, e in pairs)
+        u = UNIT_ROUNDOFF.get(dtype)
+        rows.append(GradientRow(
+            impl, kind, dtype, name, inputs.label(name, world), world, len(pairs), err, nodeid, rel,
+            None if rel is None or u is None else rel / u,
+            worst(ratio(num(e.get("max_abs_err")), num(e.get("attainable_abs_err"))) for _, e in pairs),
+            worst(ratio(num(e.get("max_abs_err")), num(e.get("baseline_abs_err"))) for _, e in pairs),
+            worst(_used(e) for _, e in pairs)))
+    order = {d: i for i, d in enumerate(DTYPE_ORDER)}
+    impl_order = {v: i for i, v in enumerate(dict.fromkeys(impl_of(c) for c in conformance_checks(results)))}
+    names = {n: i for i, n in enumerate(("hidden", "classifier", "bias"))}
+    rows.sort(key=lambda r: (impl_order.get(r.impl, 0), order.get(r.dtype, 99), r.dtype, r.world or 0,
+                             names.get(r.gradient, 9), len(r.gradient), r.gradient))
+    return rows
+
+
+def _used(entry: dict) -> float | None:
+    err, budget = num(entry.get("max_abs_err")), num(entry.get("budget"))
+    return err / budget if err is not None and budget is not None and budget > 0 else None
 
 
 def _worst_ratio(checks: list[dict], err: str, anchor: str) -> float | None:

@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from . import inputs
+
 # suite_error: the suite's own failure on that check (inputs, reference); it fails the run
 # but counts against no implementation's verdict (listed under Findings).
 OUTCOMES = ("passed", "divergence", "failed", "error", "xpassed", "xfailed", "skipped",
@@ -207,6 +209,14 @@ class Feature:
     label: str
     selects: Callable[[dict], bool]  # params -> does this check exercise the feature
     supported: Callable[[ImplView], bool | None]  # None: the record does not say
+    # check -> the check as this feature counts it, or None when it does not exercise it
+    # (a gradient's column: a failed check whose gradient was within budget passes there)
+    view_of: Callable[[dict], dict | None] | None = None
+
+    def checks(self, checks: list[dict]) -> list[dict]:
+        if self.view_of is None:
+            return [c for c in checks if self.selects(params_of(c))]
+        return [v for v in map(self.view_of, checks) if v is not None]
 
 
 def _ordered(seen: Iterable, order: tuple) -> list:
@@ -318,15 +328,138 @@ def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
     return Cell("none", "—", "", "no check exercised this feature", dict(counts))
 
 
-def matrix(results: dict, views: list[ImplView]) -> tuple[list[Feature], dict[str, dict[str, Cell]]]:
-    feats = features(results, views)
+def matrix(results: dict, views: list[ImplView],
+           extra: list[Feature] = ()) -> tuple[list[Feature], dict[str, dict[str, Cell]]]:
+    """The features (columns) and each view's cells, over the checks of `views` only."""
+    names = {v.name for v in views}
+    feats = features({"checks": [c for c in conformance_checks(results) if impl_of(c) in names]},
+                     views) + list(extra)
     by_impl: dict[str, list[dict]] = defaultdict(list)
     for check in conformance_checks(results):
         by_impl[impl_of(check)].append(check)
     rows = {}
     for view in views:
         checks = by_impl.get(view.name, [])
-        params = [params_of(c) for c in checks]
-        rows[view.name] = {f.key: cell(view, f, [c for c, p in zip(checks, params, strict=True)
-                                                 if f.selects(p)]) for f in feats}
+        rows[view.name] = {f.key: cell(view, f, f.checks(checks)) for f in feats}
     return feats, rows
+
+
+# ------------------------------------------------- sections per input kind (schema 2)
+
+
+def input_of_view(view: ImplView, results: dict) -> str:
+    """The record's input kind; for an undeclared implementation, what its checks say."""
+    kind = view.record.get("input")
+    if isinstance(kind, str) and kind:
+        return kind
+    for check in conformance_checks(results):
+        if impl_of(check) == view.name and isinstance(check.get("input"), str):
+            return check["input"]
+    return inputs.LOGITS
+
+
+@dataclass
+class MatrixSection:
+    kind: str  # inputs.LOGITS, HIDDEN or VOCAB_PARALLEL
+    title: str
+    table_id: str  # the logits section keeps the id "matrix-table"
+    views: list[ImplView]
+    features: list[Feature]
+    cells: dict[str, dict[str, Cell]]
+    worlds: dict[str, list[dict]] = field(default_factory=dict)  # vocab-parallel: world_runs
+
+    @property
+    def groups(self) -> list[tuple[str, list[Feature]]]:
+        return [(g, [f for f in self.features if f.group == g])
+                for g in dict.fromkeys(f.group for f in self.features)]
+
+
+def _within(entry: dict) -> bool:
+    err, budget = num(entry.get("max_abs_err")), num(entry.get("budget"))
+    return err is not None and not math.isnan(err) and (budget is None or err <= budget)
+
+
+def _gradient_feature(name: str, kinds: dict[str, str]) -> Feature:
+    def view_of(check: dict) -> dict | None:
+        entry = inputs.gradients_of(check, kinds).get(name)
+        if entry is None:
+            return None
+        if outcome_of(check) in BAD | {"xfailed", "divergence"} and _within(entry):
+            return dict(check, outcome="passed")  # failed for another tensor than this one
+        return check
+    return Feature(f"gradient:{name}", "gradient within budget", inputs.label(name),
+                   lambda p: False, lambda view: None, view_of)
+
+
+def _extra_features(kind: str, checks: list[dict], views: list[ImplView],
+                    kinds: dict[str, str]) -> list[Feature]:
+    names = dict.fromkeys(n for c in checks for n in inputs.gradients_of(c, kinds))
+    if kind == inputs.HIDDEN:
+        out = [Feature("bias", "hidden states", "bias b", lambda p: _active(p.get("bias")),
+                       lambda view: None if view.record.get("bias") is None
+                       else bool(view.record.get("bias")))]
+        order = [n for n in ("hidden", "classifier", "bias") if n in names]
+        return out + [_gradient_feature(n, kinds) for n in order + [n for n in names if n not in order]]
+    if kind == inputs.VOCAB_PARALLEL:
+        worlds = _ordered([inputs.world_of(c, kinds) for c in checks]
+                          + [w for v in views for w in (v.record.get("worlds") or ())
+                             if isinstance(v.record.get("worlds"), list)], ())
+        worlds = sorted(w for w in worlds if isinstance(w, int))
+        out = [Feature(f"world:{w}", "world size", f"world {w}",
+                       lambda p, w=w: p.get("world") == w, _world_claim(w)) for w in worlds]
+        ranks = sorted((n for n in names if n.startswith("rank")), key=lambda n: int(n[4:]))
+        return out + [_gradient_feature(n, kinds) for n in ranks + [n for n in names if n == "worst_rank"]]
+    return []
+
+
+def _world_claim(world: int) -> Callable[[ImplView], bool | None]:
+    def supported(view: ImplView) -> bool | None:
+        worlds = view.record.get("worlds")
+        return world in worlds if isinstance(worlds, list) else None
+    return supported
+
+
+def matrix_sections(results: dict, views: list[ImplView]) -> list[MatrixSection]:
+    """One conformance matrix per input kind present: the logits records', the
+    hidden-states records' (with the bias and a column per judged gradient: dh, dW, db)
+    and the vocab-parallel records' (a column per world size and per rank's shard)."""
+    kinds = inputs.input_kinds(results.get("environment"))
+    out = []
+    for kind, title in inputs.SECTIONS:
+        members = [v for v in views if inputs.section_of(input_of_view(v, results)) == kind]
+        if not members:
+            continue
+        names = {v.name for v in members}
+        checks = [c for c in conformance_checks(results) if impl_of(c) in names]
+        feats, cells = matrix(results, members, _extra_features(kind, checks, members, kinds))
+        section = MatrixSection(kind, title, "matrix-table" if kind == inputs.LOGITS else f"matrix-{kind}",
+                                members, feats, cells)
+        if kind == inputs.VOCAB_PARALLEL:
+            section.worlds = {v.name: world_runs(checks, v, kinds) for v in members}
+        out.append(section)
+    return out
+
+
+def world_runs(checks: list[dict], view: ImplView, kinds: dict[str, str]) -> list[dict]:
+    """A vocab-parallel record's world sizes per device: how many checks ran at each (and
+    how they came out), and why those that did not run were skipped."""
+    mine = [c for c in checks if impl_of(c) == view.name]
+    devices = _ordered([params_of(c).get("device") for c in mine], DEVICE_ORDER)
+    claimed = view.record.get("worlds") if isinstance(view.record.get("worlds"), list) else []
+    worlds = sorted({w for w in [inputs.world_of(c, kinds) for c in mine] + claimed if isinstance(w, int)})
+    rows = []
+    for device in devices:
+        for world in worlds:
+            here = [c for c in mine if params_of(c).get("device") == device
+                    and inputs.world_of(c, kinds) == world]
+            counts = Counter(outcome_of(c) for c in here)
+            ran = sum(counts[o] for o in MEASURED)
+            skipped = [c for c in here if outcome_of(c) == "skipped"]
+            state = ("fail" if sum(counts[o] for o in BAD) else "known" if counts["xfailed"] + counts["divergence"]
+                     else "pass" if ran else "skipped" if skipped else "none")
+            rows.append({"device": device, "backend": inputs.BACKENDS.get(text(device), ""),
+                         "world": world, "claimed": world in claimed, "ran": ran, "state": state,
+                         "passed": counts["passed"], "failing": sum(counts[o] for o in BAD),
+                         "known": counts["xfailed"] + counts["divergence"], "skipped": len(skipped),
+                         "reasons": _reasons(skipped) if skipped else ""})
+    return rows

@@ -1,7 +1,9 @@
-"""Read and validate a results.json (schema 1) before anything renders it.
+"""Read and validate a results.json (schema 2, or 1) before anything renders it.
 
-Validation is shallow on purpose: the core fields must have their types (a schema-1
-object; `complete` a boolean; `environment` and `benchmark_gate` objects; `checks` and
+Schema 2 adds to every check its record's `input`, its `world` and the `gradients` it
+judged (reports/inputs.py); a schema-1 file has none of them and is rendered with them
+derived from its metrics and environment. Validation is shallow on purpose: the core
+fields must have their types (a schema-1 or -2 object; `complete` a boolean; `environment` and `benchmark_gate` objects; `checks` and
 `benchmarks` lists of objects; a check's impl, check, kind, nodeid and outcome strings;
 `environment.impls` a list of objects), and every field may be missing or null; the
 renderer fills the gaps and tolerates odd values inside params and metrics. A file that
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from . import limits
 
-SCHEMA = 1  # the results.json schema this renderer reads (lsuite/results.py writes it)
+SCHEMA = 2  # the results.json schema lsuite/results.py writes and reports/merge.py writes
+READS = (1, 2)  # the schemas this renderer reads
 # core fields and their JSON types; each may be missing or null
 TOP_LEVEL = (("complete", bool), ("environment", dict), ("checks", list), ("benchmarks", list),
              ("benchmark_gate", dict))
@@ -103,12 +106,12 @@ def validate(payload, *, source: str = "results") -> dict:
         raise ResultsError(f"{source}: no \"schema\" field; this is not a results.json written "
                            "by the suite (lsuite/results.py)")
     schema = payload["schema"]
-    if schema != SCHEMA or isinstance(schema, bool):
+    if schema not in READS or isinstance(schema, bool):
         hint = ("upgrade reports/ to a version that reads it"
                 if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA
                 else "rerun the suite to write a current results.json")
         raise ResultsError(f"{source}: schema {schema!r:.40} is not supported (this renderer reads "
-                           f"schema {SCHEMA}); {hint}")
+                           f"schema {' and '.join(map(str, READS))}); {hint}")
     for key, kind in TOP_LEVEL:
         _typed(payload.get(key), kind, f"\"{key}\"", source)
     for key in ("checks", "benchmarks"):

@@ -19,6 +19,8 @@ one results dict, by these rules (README, "Merging runs"):
   (path, suite commit, started, CUDA availability, workers, complete, counts of each
   input) and `merge` (forced, differences, overlapping checks, replaced benchmarks).
 - `benchmark_gate` is the first input's that has one, with every input's gate findings.
+- The merged file is schema 2 (reports.load.SCHEMA): a check from a schema-1 input gains
+  `input`, `world` and `gradients`, derived from its metrics (reports/inputs.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections import Counter
 
 from . import benchdiff
 from .analysis import conformance_checks, impl_of, outcome_of, text, verdict_of
+from .inputs import check_fields, input_kinds
 from .load import SCHEMA, ResultsError
 
 # outcomes from mildest to worst: what "the worst outcome" of a nodeid means
@@ -136,6 +139,9 @@ def merge(inputs: list[tuple[str, dict]], *, force: bool = False) -> dict:
     checks, overlapping = _checks(inputs)
     benchmarks, replaced = _benchmarks(inputs)
     env = _environment(inputs)
+    kinds = input_kinds(env)  # a schema-1 input's checks get the schema-2 fields
+    checks = [c if all(k in c for k in ("input", "world", "gradients")) else dict(c, **check_fields(c, kinds))
+              for c in checks]
     env["merge"] = {"forced": bool(differ), "differences": differ, "overlapping_checks": overlapping,
                     "outcome_rule": "worst of " + " < ".join(WORST_LAST), "replaced_benchmarks": replaced}
     merged = {"schema": SCHEMA, "complete": all(p.get("complete") is True for _, p in inputs),

@@ -159,7 +159,9 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "views": views, "features": feats, "cells": cells,
         "feature_groups": [(g, [f for f in feats if f.group == g])
                            for g in dict.fromkeys(f.group for f in feats)],
+        "sections": analysis.matrix_sections(results, views),
         "accuracy": accuracy.accuracy(results), "error_chart": _error_chart(results),
+        "gradient_accuracy": accuracy.gradient_accuracy(results),
         "zero_floor": charts.ZERO_FLOOR,
         "example": example,
         "example_k": example_params["K"], "example_eps": example_params["eps"],

@@ -164,7 +164,7 @@ def test_load_results_returns_a_validated_dict_or_raises_one_line(work, doc):
     except ResultsError as exc:
         assert "\n" not in str(exc) and str(src) in str(exc)
         return
-    assert isinstance(loaded, dict) and loaded["schema"] == reports.SCHEMA
+    assert isinstance(loaded, dict) and loaded["schema"] in reports.load.READS
     benchdiff.diff(loaded.get("benchmarks") or [], REAL_PAYLOAD["benchmarks"], benchdiff.thresholds_of(loaded))
 
 
@@ -510,3 +510,26 @@ def test_write_results_returns_the_sha256_of_the_bytes_written(tmp_path):
     digest = write_results({**REAL_PAYLOAD, "x": math.nan}, tmp_path / "r.json")
     assert digest == hashlib.sha256((tmp_path / "r.json").read_bytes()).hexdigest()
     assert "NaN" in (tmp_path / "r.json").read_text()
+
+
+def test_merge_of_schema_1_runs_writes_schema_2_with_each_checks_input_and_gradients(capsys, tmp_path):
+    """A schema-1 file (the logits records' real run, and one of the fused-linear and
+    vocab-parallel examples) merges into schema 2: every check gains input, world and
+    the gradients derived from its metrics."""
+    kinds = json.loads((REAL.parent / "schema1_new_kinds.json").read_text())
+    assert REAL_PAYLOAD["schema"] == kinds["schema"] == 1
+    a = shard(tmp_path, "a", REAL_PAYLOAD["checks"])
+    b = shard(tmp_path, "b", kinds["checks"], impls=kinds["environment"]["impls"])
+    rc, _, err = run(capsys, ["merge", a, b, "-o", tmp_path / "merged"])
+    assert rc == 0, err
+    merged = reports.load_results(tmp_path / "merged" / "results.json")
+    assert merged["schema"] == reports.SCHEMA == 2
+    by_input = {}
+    for check in merged["checks"]:
+        by_input.setdefault(check["input"], []).append(check)
+    assert set(by_input) == {"logits", "hidden_states", "vocab_parallel"}
+    measured = [c for c in by_input["hidden_states"] if c["outcome"] == "passed" and c["gradients"]]
+    assert measured and all({"hidden", "classifier"} <= set(c["gradients"]) for c in measured)
+    assert all(c["world"] in (1, 2, 4) for c in by_input["vocab_parallel"])
+    assert any("worst_rank" in c["gradients"] for c in by_input["vocab_parallel"])
+    assert any("logits" in c["gradients"] for c in by_input["logits"])

@@ -188,7 +188,7 @@ def cells_of(tree: Node, impl: str) -> dict[str, Node]:
 @pytest.mark.parametrize("name, words", [
     ("does_not_exist.json", "no such file"),
     ("truncated_results.json", "not valid JSON"),
-    ("schema2_results.json", "schema 2 is not supported"),
+    ("schema3_results.json", "schema 3 is not supported"),
     ("no_schema_results.json", 'no "schema" field'),
 ])
 def test_unusable_results_file_raises_one_line_error(name, words):
@@ -574,8 +574,8 @@ def test_wrongly_typed_check_fields_are_one_line_errors(field, value):
 
 
 def test_bad_baseline_raises_one_line_results_error(tmp_path):
-    with pytest.raises(ResultsError, match=r"^baseline: schema 2 is not supported") as info:
-        write_report(make_results(), tmp_path / "r.html", baseline={"schema": 2})
+    with pytest.raises(ResultsError, match=r"^baseline: schema 3 is not supported") as info:
+        write_report(make_results(), tmp_path / "r.html", baseline={"schema": 3})
     assert "\n" not in str(info.value)
     assert not (tmp_path / "r.html").exists()
 
@@ -710,3 +710,148 @@ def test_package_interface_round_trips_a_results_file(tmp_path):
     with pytest.raises(reports.ResultsError) as info:
         reports.load_results(path)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------- schema 2: hidden-states and vocab-parallel records
+
+NEW_KINDS = ("example_fused_linear_ce", "example_vocab_parallel_ce")
+
+
+def section_cells(tree: Node, table_id: str, impl: str) -> dict[str, Node]:
+    row = tree.find("table", id=table_id).find("tr", data_impl=impl)
+    return {td.attrs["data-feature"]: td for td in row.find_all("td")}
+
+
+def gradient_rows(tree: Node) -> dict[tuple, list[str]]:
+    table = tree.find("table", id="gradient-accuracy-table")
+    return {(r.attrs["data-impl"], r.attrs["data-dtype"], r.attrs["data-gradient"], r.attrs.get("data-world")):
+            [td.text() for td in r.find_all("td")] for r in table.find_all("tr") if "data-impl" in r.attrs}
+
+
+@pytest.mark.parametrize("name, schema", [("real_run_small.json", 1), ("schema1_new_kinds.json", 1),
+                                          ("schema2_new_kinds.json", 2)])
+def test_schema_1_and_2_files_of_real_runs_render(tmp_path, name, schema):
+    """Real runs: a schema-1 file of logits records, a schema-1 and a schema-2 file of the
+    hidden-states and vocab-parallel examples (pytest suites/test_fused_linear.py
+    suites/test_vocab_parallel.py, trimmed to one check per impl/check/dtype/device/world)."""
+    results = load_results(DATA / name)
+    assert results["schema"] == schema
+    _, tree = render(tmp_path, results)
+    tables = {t.attrs.get("id") for t in tree.find_all("table")}
+    new = any(c["impl"] in NEW_KINDS for c in results["checks"])
+    assert {"matrix-hidden_states", "matrix-vocab_parallel", "gradient-accuracy-table"} <= tables if new else \
+        not tables & {"matrix-hidden_states", "matrix-vocab_parallel", "gradient-accuracy-table"}
+    logits = tree.find("table", id="matrix-table")
+    assert not any(logits.find_all("tr", data_impl=impl) for impl in NEW_KINDS)  # not mixed into logits columns
+
+
+@pytest.mark.parametrize("name", ["schema1_new_kinds.json", "schema2_new_kinds.json"])
+def test_each_kind_has_its_own_matrix_with_a_column_per_judged_gradient(tmp_path, name):
+    results = load_results(DATA / name)
+    _, tree = render(tmp_path, results)
+    fused = section_cells(tree, "matrix-hidden_states", "example_fused_linear_ce")
+    for key in ("gradient:hidden", "gradient:classifier", "gradient:bias", "bias", "dtype:bfloat16"):
+        assert fused[key].attrs["data-state"] == "pass", key
+    assert "gradient:logits" not in fused
+    vp = section_cells(tree, "matrix-vocab_parallel", "example_vocab_parallel_ce")
+    assert all(vp[f"world:{w}"].attrs["data-state"] == "pass" for w in (1, 2, 4))
+    assert vp["device:cuda"].attrs["data-state"] == "skipped"
+    # schema 2 records each rank's shard gradient; schema 1 recorded only the worst rank's
+    ranks = {k for k in vp if k.startswith("gradient:")}
+    expected = {f"gradient:rank{r}" for r in range(4)} if results["schema"] == 2 else {"gradient:worst_rank"}
+    assert ranks == expected
+
+
+def test_accuracy_per_gradient_shows_the_worst_error_of_each_gradient_and_rank(tmp_path):
+    results = load_results(DATA / "schema2_new_kinds.json")
+    _, tree = render(tmp_path, results)
+    rows = gradient_rows(tree)
+    for gradient in ("hidden", "classifier", "bias"):
+        checks = [c for c in results["checks"] if c["impl"] == NEW_KINDS[0] and c["outcome"] == "passed"
+                  and c["params"]["dtype"] == "bfloat16" and gradient in c["gradients"]]
+        worst = max(c["gradients"][gradient]["max_abs_err"] for c in checks)
+        worst_rel = max(c["gradients"][gradient]["max_rel_err"] for c in checks)
+        cells = rows[NEW_KINDS[0], "bfloat16", gradient, None]
+        assert cells[2] == {"hidden": "dh (hidden)", "classifier": "dW (classifier)", "bias": "db (bias)"}[gradient]
+        assert cells[3] == str(len(checks)) and cells[4] == f"{worst:.2e}" and cells[5] == f"{worst_rel:.2e}"
+        assert cells[6] == f"{worst_rel / 2 ** -8:.3g}"  # relative error in units of bfloat16's u
+    shards = {(g, w) for (impl, dtype, g, w) in rows if impl == NEW_KINDS[1] and dtype == "float64"}
+    assert {("rank0", "2"), ("rank1", "2"), ("rank3", "4")} <= shards
+    assert rows[NEW_KINDS[1], "float64", "rank3", "4"][2] == "shard of rank 3 (world 4)"
+
+
+def test_a_gradient_over_its_budget_fails_its_own_column_only(tmp_path):
+    results = load_results(DATA / "schema2_new_kinds.json")
+    fused = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[0] and c["outcome"] == "passed"
+                 and c["params"]["dtype"] == "float32" and "bias" in c["gradients"])
+    fused.update(outcome="failed", message="grad_classifier: max abs error 1.00e+00 over the budget")
+    fused["gradients"]["classifier"]["max_abs_err"] = 10 * fused["gradients"]["classifier"]["budget"]
+    vp = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[1] and c["outcome"] == "passed"
+              and c["world"] == 2 and c["gradients"])
+    vp.update(outcome="failed", message="rank 1 of 2: grad: max abs error NaN")
+    vp["gradients"]["rank1"]["max_abs_err"] = math.nan
+    _, tree = render(tmp_path, results)
+    cells = section_cells(tree, "matrix-hidden_states", NEW_KINDS[0])
+    assert cells["gradient:classifier"].attrs["data-state"] == "fail"
+    assert "over the budget" in cells["gradient:classifier"].attrs["title"]
+    assert cells["gradient:hidden"].attrs["data-state"] == cells["gradient:bias"].attrs["data-state"] == "pass"
+    assert cells["dtype:float32"].attrs["data-state"] == "fail"
+    cells = section_cells(tree, "matrix-vocab_parallel", NEW_KINDS[1])
+    assert cells["gradient:rank1"].attrs["data-state"] == "fail"
+    assert cells["gradient:rank0"].attrs["data-state"] == "pass"
+    row = gradient_rows(tree)[NEW_KINDS[0], "float32", "classifier", None]
+    assert row[-1] == "10"
+    assert "bad" in tree.find("tr", data_impl=NEW_KINDS[0], data_dtype="float32",
+                              data_gradient="classifier").find("td", data_metric="budget-used").attrs["class"]
+
+
+def test_world_sizes_say_what_ran_and_why_the_rest_was_skipped(tmp_path):
+    results = load_results(DATA / "schema2_new_kinds.json")
+    skipped = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[1] and c["outcome"] == "passed"
+                   and c["world"] == 4)
+    results["checks"].append(dict(skipped, nodeid=skipped["nodeid"] + "-gpu", outcome="skipped", world=4,
+                                  params=dict(skipped["params"], device="cuda"),
+                                  message="Skipped: nccl world 4: needs 4 GPUs, found 1"))
+    _, tree = render(tmp_path, results)
+    table = tree.find("table", data_impl=NEW_KINDS[1])
+    ran = {(r.attrs["data-device"], r.attrs["data-world"]): r for r in table.find_all("tr") if "data-world" in r.attrs}
+    assert set(ran) == {(d, w) for d in ("cpu", "cuda") for w in ("1", "2", "4")}
+    for world in ("1", "2", "4"):
+        assert ran["cpu", world].attrs["data-state"] == "pass"
+        assert int(ran["cpu", world].find_all("td")[3].text()) > 0
+        assert ran["cuda", world].attrs["data-state"] == "skipped"
+    assert "cpu (gloo)" in ran["cpu", "2"].text() and "cuda (nccl)" in ran["cuda", "2"].text()
+    assert "nccl world 4: needs 4 GPUs" in ran["cuda", "4"].find("td", **{"class": "small reason"}).text()
+    assert "no CUDA device" in ran["cuda", "2"].text()
+
+
+def test_the_collector_writes_schema_2_fields_for_every_input_kind():
+    from types import SimpleNamespace
+
+    from lsuite import results as lresults
+
+    impls = [{"name": "ce", "input": "logits"}, {"name": "fused", "input": "hidden_states"},
+             {"name": "vp", "input": "vocab_parallel"}]
+    collector = lresults.Collector({"impls": impls})
+    metrics = {"ce": {"grad_max_abs_err": 1e-7, "grad_budget": 1e-6},
+               "fused": {"grad_hidden_max_abs_err": 1e-7, "grad_classifier_max_abs_err": 2e-7,
+                         "grad_classifier_budget": 1e-6},
+               "vp": {"grad_max_abs_err": 3e-7, "grad_rank0_max_abs_err": 1e-7, "grad_rank1_max_abs_err": 3e-7,
+                      "grad_worst_rank": 1, "world": 2}}
+    for impl, m in metrics.items():
+        collector.add(SimpleNamespace(
+            when="call", passed=True, skipped=False, failed=False, duration=0.1, nodeid=f"t::{impl}",
+            user_properties=[(lresults.PROPERTY, {"impl": impl, "check": "c", "kind": "conformance",
+                                                  "params": {"world": 2, "dtype": "float32"}}),
+                             (lresults.METRICS, m)]))
+    payload = lresults.Collector.payload(collector, complete=True)
+    assert payload["schema"] == lresults.SCHEMA == reports.SCHEMA == 2
+    by = {c["impl"]: c for c in payload["checks"]}
+    assert [by[i]["input"] for i in ("ce", "fused", "vp")] == ["logits", "hidden_states", "vocab_parallel"]
+    assert [by[i]["world"] for i in ("ce", "fused", "vp")] == [None, None, 2]
+    assert set(by["ce"]["gradients"]) == {"logits"} and by["ce"]["gradients"]["logits"]["budget"] == 1e-6
+    assert set(by["fused"]["gradients"]) == {"hidden", "classifier"}
+    assert by["fused"]["gradients"]["classifier"] == {"max_abs_err": 2e-7, "max_rel_err": None, "budget": 1e-6,
+                                                      "baseline_abs_err": None, "attainable_abs_err": None}
+    assert set(by["vp"]["gradients"]) == {"rank0", "rank1"} and by["vp"]["gradients"]["rank1"]["rank"] == 1
+    reports.validate(json.loads(json.dumps(payload, default=str)))
