@@ -350,6 +350,14 @@ class Pair:
         return input_label(self.key)
 
     @property
+    def columns(self) -> tuple:
+        """What the regression tables show of the key: impl, input in words, device, dtype,
+        pass, n, k."""
+        parts = dict(zip(KEY, self.key, strict=True))
+        return (parts["impl"], self.input_label,
+                *(parts[name] for name in ("device", "dtype", "pass", "n", "k")))
+
+    @property
     def ratio_before(self) -> float | None:
         return None if self.speed is None else self.speed.before
 
