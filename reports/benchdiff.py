@@ -351,11 +351,10 @@ class Pair:
 
     @property
     def columns(self) -> tuple:
-        """What the regression tables show of the key: impl, input in words, device, dtype,
-        pass, n, k."""
+        """What the regression tables show of the key: impl, device, dtype, pass, n, k, and
+        the input in words."""
         parts = dict(zip(KEY, self.key, strict=True))
-        return (parts["impl"], self.input_label,
-                *(parts[name] for name in ("device", "dtype", "pass", "n", "k")))
+        return (*(parts[name] for name in ("impl", "device", "dtype", "pass", "n", "k")), self.input_label)
 
     @property
     def ratio_before(self) -> float | None:
