@@ -13,6 +13,14 @@ entry of each point (`measure`):
   their gradient competes with (the roofline);
 - the peak memory of one call beyond its inputs (lsuite/memory.py).
 
+Hidden-states records (fused linear cross-entropy, `input="hidden_states"`) have points of
+their own (`LINEAR_SIZES`: n x hidden size h x k): they are called on h (n, h), W (k, h)
+and, when the record takes one, b (k,), and compared with `LINEAR_BUILTIN`, F.linear
+followed by nn.CrossEntropyLoss, timed interleaved and with its own peak in the entry
+(`baseline_peak_over_logits`): the saving users choose these kernels for. `logits_bytes`
+stays n x k of the dtype, the logits they avoid; no copy is timed (a fused kernel is
+bound by its matrix products, not by the logits' bytes: no roofline).
+
 On CUDA each call is bracketed by CUDA events and synchronised (never host clocks
 alone); the host-side pytest-benchmark numbers are kept beside them.
 """
@@ -26,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from reports import benchdiff
 
@@ -58,15 +67,31 @@ class Point:
     pass_: str
     n: int  # tokens (rows)
     k: int  # classes
+    h: int = 0  # hidden size of a hidden-states point; 0 for a logits point
+    bias: bool = False  # hidden states: a bias b (k,) is passed (the record under test takes one)
+
+    @property
+    def input(self) -> str:
+        return "hidden_states" if self.h else "logits"
+
+    @property
+    def element_size(self) -> int:
+        return torch.empty((), dtype=getattr(torch, self.dtype)).element_size()
 
     @property
     def logits_bytes(self) -> int:
-        return self.n * self.k * torch.empty((), dtype=getattr(torch, self.dtype)).element_size()
+        """n x k of the dtype: the logits (the ones a fused linear kernel avoids holding)."""
+        return self.n * self.k * self.element_size
+
+    @property
+    def input_bytes(self) -> int:
+        """What a call is given besides the logits' size: h, W and b of a hidden-states point."""
+        return (self.n * self.h + self.k * self.h + self.k) * self.element_size if self.h else 0
 
     @property
     def key(self) -> tuple:
         """Identifies a point across runs (as reports/compare.py matches benchmarks)."""
-        return (self.impl.name, self.device, self.dtype, self.pass_, self.n, self.k)
+        return (self.impl.name, self.device, self.dtype, self.pass_, self.n, self.k, self.h)
 
 
 @dataclass
@@ -84,10 +109,27 @@ def inputs(point: Point, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return (logits.to(point.device).requires_grad_(True), target.to(point.device))
 
 
+def linear_inputs(point: Point, seed: int = 0) -> tuple:
+    """(h, W, b or None, target) of a hidden-states point: logits z = h·Wᵀ + b of about the
+    spread of `inputs`' (standard deviation 3); a bias when the point has one (the record
+    under test takes one; the baseline at the same point gets the same arguments)."""
+    gen = torch.Generator().manual_seed(seed)
+    dtype = getattr(torch, point.dtype)
+    hidden = torch.randn(point.n, point.h, generator=gen)
+    classifier = torch.randn(point.k, point.h, generator=gen) * (3.0 / math.sqrt(point.h))
+    bias = torch.randn(point.k, generator=gen) * 0.1 if point.bias else None
+    target = torch.randint(0, point.k, (point.n,), generator=gen)
+    leaves = [None if t is None else t.to(dtype).to(point.device).requires_grad_(True)
+              for t in (hidden, classifier, bias)]
+    return (*leaves, target.to(point.device))
+
+
 def context(impl: Impl, point: Point) -> Context:
     """The runner's context for `impl` at `point`: its base case (first reduction)."""
     case = default_case(impl).replace(device=point.device, dtype=point.dtype, eps=EPS,
                                       K=point.k, N=point.n)
+    if point.h:
+        case = case.replace(H=point.h, bias="random" if point.bias else "none")
     return Context(impl=impl, case=case)
 
 
@@ -109,16 +151,31 @@ def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
     gradient on the logits (a backward writes it, never accumulates), also when a round
     repeats the call (lsuite.timing.Batch); `setup` clears it too, so that a memory
     measurement does not see the previous gradient freed."""
-    logits, target = inputs(point, seed)
     ctx = context(impl, point)
     loss_fn = build(impl, point)
+    if point.h:
+        hidden, classifier, bias, target = linear_inputs(point, seed)
+        leaves = [t for t in (hidden, classifier, bias) if t is not None]
+
+        def call():
+            try:
+                return loss_fn(hidden, classifier, target, bias)
+            except Exception as exc:  # the implementation's own failure, as runner.call says it
+                raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+    else:
+        logits, target = inputs(point, seed)
+        leaves = [logits]
+
+        def call():
+            return runner.call(ctx, loss_fn, logits, target)
 
     def forward():
-        out = runner.call(ctx, loss_fn, logits, target)
+        out = call()
         return out if out.ndim == 0 else out.sum()  # "none" reductions: a scalar to backprop
 
     def reset():
-        logits.grad = None
+        for leaf in leaves:
+            leaf.grad = None
 
     if point.pass_ == "forward":
         return Workload(run=forward, setup=lambda: reset())
@@ -157,12 +214,16 @@ def roofline_fraction(pass_: str, seconds: float, copy_s: float | None) -> float
 
 
 def too_big(point: Point) -> str | None:
-    """Why a point cannot run here (the full sweep's vocabularies need a big machine)."""
+    """Why a point cannot run here (the full sweep's vocabularies need a big machine). A
+    hidden-states point needs the baseline's logits too, and h, W, b with their gradients
+    (twice the inputs, and as much again for float32 copies of low-precision ones)."""
     free = memory.free_bytes(point.device)
-    need = point.logits_bytes * MEMORY_FACTOR
+    need = point.logits_bytes * MEMORY_FACTOR + 4 * point.input_bytes
     if free is not None and need > free:
-        return (f"{point.n}x{point.k} {point.dtype} needs about {need / 2**30:.1f} GiB "
-                f"({MEMORY_FACTOR}x the logits), {point.device} has {free / 2**30:.1f} GiB free")
+        shape = f"{point.n}x{point.h}x{point.k}" if point.h else f"{point.n}x{point.k}"
+        extra = " and 4x the inputs" if point.h else ""
+        return (f"{shape} {point.dtype} needs about {need / 2**30:.1f} GiB "
+                f"({MEMORY_FACTOR}x the logits{extra}), {point.device} has {free / 2**30:.1f} GiB free")
     return None
 
 
@@ -173,6 +234,16 @@ SIZES = {
     "quick": ((1024, 1000, ("float32",)), (1024, 8192, ("float32", "bfloat16")),
               (1024, 32000, ("float32",))),
     "full": tuple((8192, k, ("float32", "bfloat16")) for k in (32000, 50257, 128256, 256000)),
+}
+# Hidden-states sweeps: (tokens n, hidden size h, classes k, dtypes). Measured on the shared
+# 2-core CPU, one thread (README, Benchmarks): the example's forward+backward at
+# 1024 x 256 x 8192 takes about 0.5 s, at 1024 x 512 x 32000 about 4.4 s in float32 and
+# 5.9 s in bfloat16 (a point of 8 rounds or more, the baseline interleaved: minutes),
+# so `quick` keeps h = 256 and bfloat16 at k = 8192 only. `full` is a Llama-3-8B head
+# (h 4096, k 128256) at 8192 tokens: 4.2 GB of float32 logits, for a big machine.
+LINEAR_SIZES = {
+    "quick": ((1024, 256, 8192, ("float32", "bfloat16")), (1024, 256, 32000, ("float32",))),
+    "full": ((8192, 4096, 128256, ("float32", "bfloat16")),),
 }
 # Deterministic mode counts instructions at these many tokens at most: counts grow in
 # proportion to the rows, so fewer rows change the ratios little and the run time under
@@ -194,13 +265,32 @@ NOOP = Impl(name="noop", build=_noop_build, convention="inclusive", form="ce",
             description="returns a fixed scalar: its time is the harness's own overhead")
 
 
-class State:
-    """Per-session: the builtin whose time is every ratio's denominator, and in
-    deterministic mode the instruction counter (lsuite.instructions.Counter)."""
+def _linear_builtin_build(cfg: BuildConfig):
+    ce = torch.nn.CrossEntropyLoss(weight=cfg.weight, reduction=cfg.reduction, label_smoothing=cfg.eps,
+                                   ignore_index=-100 if cfg.ignore_index is None else cfg.ignore_index)
+    return lambda hidden, classifier, target, bias=None: ce(F.linear(hidden, classifier, bias), target)
 
-    def __init__(self, builtin: Impl, counter=None):
+
+# The hidden-states points' denominator: the plain path that materialises the logits.
+LINEAR_BASELINE_PATH = "F.linear(h, W, b) + nn.CrossEntropyLoss(label_smoothing=eps)"
+LINEAR_BUILTIN = Impl(name="linear_ce", build=_linear_builtin_build, input="hidden_states",
+                      convention="inclusive", form="ce", nd=False, unbatched=False,
+                      description=f"{LINEAR_BASELINE_PATH}: the N x K logits held, then the loss")
+
+
+class State:
+    """Per-session: the builtins whose time is every ratio's denominator (nn.CrossEntropyLoss
+    for logits points, LINEAR_BUILTIN for hidden-states points), and in deterministic mode
+    the instruction counter (lsuite.instructions.Counter)."""
+
+    def __init__(self, builtin: Impl, counter=None, linear_builtin: Impl = LINEAR_BUILTIN):
         self.builtin = builtin
         self.counter = counter
+        self.linear_builtin = linear_builtin
+
+    def baseline(self, point: Point) -> Impl:
+        """What `point`'s ratio_to_builtin compares with."""
+        return self.linear_builtin if point.h else self.builtin
 
 
 WARMUP_ROUNDS = 1
@@ -251,7 +341,7 @@ def peak(work: Workload, point: Point) -> int:
 
 
 def _entry(point: Point, kind: str, peak_bytes: int) -> dict:
-    return {
+    entry = {
         "kind": kind, "impl": point.impl.name, "device": point.device, "dtype": point.dtype,
         "pass": point.pass_, "n": point.n, "k": point.k, "measure": "time",
         "threads": torch.get_num_threads(),
@@ -261,6 +351,21 @@ def _entry(point: Point, kind: str, peak_bytes: int) -> dict:
         "ratio_to_builtin": None, "builtin_median_s": None,
         "ratio_samples": None, "detectable_slowdown": None,
     }
+    if point.h:  # the keys of the other inputs (absent on logits entries; readers default them)
+        entry.update(input=point.input, hidden_size=point.h, baseline_path=LINEAR_BASELINE_PATH,
+                     baseline_peak_bytes=None, baseline_peak_over_logits=None)
+    return entry
+
+
+def memory_entry(point: Point, state: State, kind: str = "impl", work: Workload | None = None) -> dict:
+    """The entry with its memory measured (and no speed yet): the peak of one call beyond
+    its inputs; for a hidden-states point of an implementation under test, the baseline
+    path's own peak at the same point beside it (what the fused kernel saves)."""
+    entry = _entry(point, kind, peak(work or workload(point.impl, point), point))
+    if point.h and kind == "impl":
+        base = peak(workload(state.baseline(point), point), point)
+        entry.update(baseline_peak_bytes=base, baseline_peak_over_logits=base / point.logits_bytes)
+    return entry
 
 
 def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
@@ -271,26 +376,30 @@ def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
     if state.counter is not None:
         return count(point, state, kind)
     work = workload(point.impl, point)
-    is_builtin = point.impl.name == state.builtin.name
+    builtin = state.baseline(point)
+    is_builtin = point.impl.name == builtin.name
     companions = {}
     if kind == "impl":
-        companions["copy"] = copy_workload(point)
+        if not point.h:  # the roofline: the logits' bytes (a fused linear kernel never reads them)
+            companions["copy"] = copy_workload(point)
         if not is_builtin:
-            companions["builtin"] = workload(state.builtin, point)
+            companions["builtin"] = workload(builtin, point)
     seconds, paired, calls = _time(benchmark, work, point, companions)
     host = benchmark.stats.stats
     own = timing.stats_of(seconds)
-    entry = _entry(point, kind, peak(work, point))
+    entry = memory_entry(point, state, kind, work)
     entry.update(
         median_s=float(own.median), iqr_s=float(own.iqr), rounds=len(seconds),
         calls_per_round=calls, warmup_rounds=WARMUP_ROUNDS,
         timer="cuda_event" if point.device == "cuda" else timing.CpuTimer(None).name,
         host_median_s=float(host.median) / calls, host_iqr_s=float(host.iqr) / calls)
     if kind == "impl":
-        copies, builtins = paired["copy"], paired.get("builtin", [])
+        copies, builtins = paired.get("copy"), paired.get("builtin", [])
+        if copies:
+            entry.update(copy_median_s=statistics.median(copies),
+                         roofline_fraction=roofline_fraction(point.pass_, 1.0,
+                                                             timing.paired_ratio(copies, seconds)))
         entry.update(
-            copy_median_s=statistics.median(copies),
-            roofline_fraction=roofline_fraction(point.pass_, 1.0, timing.paired_ratio(copies, seconds)),
             builtin_median_s=entry["median_s"] if is_builtin else statistics.median(builtins),
             ratio_to_builtin=1.0 if is_builtin else timing.paired_ratio(seconds, builtins))
         if not is_builtin:
@@ -304,12 +413,11 @@ def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
 def count(point: Point, state: State, kind: str = "impl") -> dict:
     """Deterministic mode: instructions of one call (lsuite/instructions.py), the builtin's
     at the same point, and the peak memory (the allocator's, as in timing mode)."""
-    work = workload(point.impl, point)
-    entry = _entry(point, kind, peak(work, point))
+    entry = memory_entry(point, state, kind)
     own = state.counter.count(point)
     entry.update(measure="instructions", instructions=own, median_s=None, iqr_s=None, rounds=1,
                  timer="callgrind", threads=1)
     if kind == "impl":
-        builtin = state.counter.count(dataclasses.replace(point, impl=state.builtin))
+        builtin = state.counter.count(dataclasses.replace(point, impl=state.baseline(point)))
         entry.update(builtin_instructions=builtin, ratio_to_builtin=own / builtin if builtin else None)
     return entry

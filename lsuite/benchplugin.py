@@ -6,7 +6,9 @@ A benchmark is a test marked `@pytest.mark.ls_bench(what)` taking the fixture `p
 generated per implementation under test (the same `config.stash[IMPLS]` as the checks) ×
 size of the sweep × dtype × device × pass (the builtin first at every point). Each
 measures its ratio to the builtin and its roofline with the builtin and a copy interleaved
-round by round (lsuite.timing.Interleaved).
+round by round (lsuite.timing.Interleaved). `ls_bench("hidden_states")` generates the
+points of the hidden-states records (fused linear cross-entropy) over bench.LINEAR_SIZES,
+each measured against F.linear + nn.CrossEntropyLoss (bench.LINEAR_BUILTIN).
 
 Benchmarks run only when asked: with pytest-benchmark's `--benchmark-only`, or with
 `--ls-bench-sizes` given explicitly. Otherwise they skip with that reason, so
@@ -61,7 +63,7 @@ def asked(config) -> bool:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "ls_bench(what): a benchmark generated per point of the sweep "
-        "('impls', 'noop' or 'reference'; see lsuite/benchplugin.py)")
+        "('impls', 'hidden_states', 'noop' or 'reference'; see lsuite/benchplugin.py)")
     config.stash[STATE] = bench.State(catalog.by_name()[bench.BUILTIN])
 
 
@@ -80,17 +82,19 @@ def counting(config) -> bool:
     return config.getoption("ls_bench_measure") == "instructions"
 
 
-def _impls(config) -> list:
-    """The builtin first (the ratios' denominator), then the rest in their order. Timing
-    cannot cross a process boundary, so a SPEC's record (loaded in its worker for the
-    checks, lsuite/worker.py) is imported here, in this process, when benchmarks are asked
-    for; benchmarks measure cost, not correctness, which the isolated checks judge."""
+def _impls(config, inputs: tuple[str, ...] = LOGITS_INPUTS) -> list:
+    """The builtin first (the ratios' denominator), then the rest in their order, of the
+    records called on `inputs`. Timing cannot cross a process boundary, so a SPEC's record
+    (loaded in its worker for the checks, lsuite/worker.py) is imported here, in this
+    process, when benchmarks are asked for; benchmarks measure cost, not correctness,
+    which the isolated checks judge."""
     if HERE not in config.stash:
-        impls = [impl for impl in config.stash[IMPLS] if impl.input in LOGITS_INPUTS]
+        impls = list(config.stash[IMPLS])
         if asked(config):  # otherwise the benchmark items only skip: nothing is imported
-            impls = [_here(impl) for impl in impls]
+            impls = [_here(impl) if impl.input in (*LOGITS_INPUTS, "hidden_states") else impl
+                     for impl in impls]
         config.stash[HERE] = sorted(impls, key=lambda impl: impl.name != bench.BUILTIN)
-    return config.stash[HERE]
+    return [impl for impl in config.stash[HERE] if impl.input in inputs]
 
 
 def _here(impl):
@@ -105,6 +109,14 @@ def _points(config, what: str) -> list[bench.Point]:
         return [bench.Point(bench.NOOP, device, "float32", pass_, n, k)
                 for device in ("cpu", "cuda") for pass_ in bench.PASSES]
     points = []
+    if what == "hidden_states":
+        for n, h, k, dtypes in bench.LINEAR_SIZES[sizes(config)]:
+            n = min(n, bench.INSTRUCTION_ROWS) if counting(config) else n
+            points += [bench.Point(impl, device, dtype, pass_, n, k, h, bias=impl.bias)
+                       for dtype in dtypes for device in ("cpu", "cuda") for pass_ in bench.PASSES
+                       for impl in _impls(config, ("hidden_states",))
+                       if dtype in impl.dtypes and device in impl.devices]
+        return points
     for n, k, dtypes in bench.SIZES[sizes(config)]:
         n = min(n, bench.INSTRUCTION_ROWS) if counting(config) else n
         for dtype in dtypes:
@@ -117,7 +129,8 @@ def _points(config, what: str) -> list[bench.Point]:
 
 
 def _point_id(point: bench.Point) -> str:
-    return f"{point.impl.name}-{point.device}-{point.dtype}-{point.pass_}-n{point.n}-k{point.k}"
+    hidden = f"-h{point.h}" if point.h else ""
+    return f"{point.impl.name}-{point.device}-{point.dtype}-{point.pass_}-n{point.n}{hidden}-k{point.k}"
 
 
 def pytest_generate_tests(metafunc):
@@ -210,6 +223,20 @@ def pytest_sessionfinish(session, exitstatus):
     return (yield)
 
 
+def _linear_line(entry: dict) -> str:
+    """A hidden-states entry in one line: its peak and the baseline path's, over the logits."""
+    def fmt(value, spec):
+        return "n/a" if value is None else format(value, spec)
+
+    speed = (f"{fmt(entry.get('median_s'), '.4f')} s, time x{fmt(entry.get('ratio_to_builtin'), '.2f')}"
+             if entry.get("measure") == "time" else
+             f"{entry.get('instructions')} instructions, x{fmt(entry.get('ratio_to_builtin'), '.2f')}")
+    return (f"ls-bench: {entry['impl']} {entry['device']} {entry['dtype']} {entry['pass']} "
+            f"n={entry['n']} H={entry['hidden_size']} k={entry['k']}: {speed}; peak/logits "
+            f"{fmt(entry.get('peak_over_logits'), '.3f')} vs {fmt(entry.get('baseline_peak_over_logits'), '.3f')} "
+            f"for {entry.get('baseline_path')}")
+
+
 def pytest_terminal_summary(terminalreporter, config):
     entries = [e for e in (config.stash[COLLECTOR].benchmarks if COLLECTOR in config.stash else ())]
     if not entries:
@@ -224,6 +251,8 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.write_line(
                 f"ls-bench: harness overhead ({entry['device']} {entry['pass']}, a no-op): "
                 f"{entry['median_s'] * 1e6:.1f} us median")
+        elif entry.get("input") == "hidden_states" and entry.get("kind") == "impl":
+            terminalreporter.write_line(_linear_line(entry))
     findings = config.stash.get(FINDINGS, None)
     if findings is None:
         return

@@ -100,9 +100,11 @@ class Counter:
         """Instructions of one call of point's workload (cached per point: deterministic)."""
         if point.device != "cpu":
             raise RuntimeError("instructions are counted on the CPU only")
-        key = (point.impl.name, point.device, point.dtype, point.pass_, point.n, point.k)
+        key = (point.impl.name, point.device, point.dtype, point.pass_, point.n, point.k, point.h,
+               point.bias)
         if key not in self.cache:
-            request = dict(zip(("impl", "device", "dtype", "pass", "n", "k"), key, strict=True))
+            request = dict(zip(("impl", "device", "dtype", "pass", "n", "k", "h", "bias"), key,
+                               strict=True))
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
             for line in self.process.stdout:
@@ -128,7 +130,8 @@ def _impls(specs: list[str]) -> dict:
     """The implementations the parent session could name: its specs, the catalog, the no-op."""
     from . import bench, catalog, loading
 
-    impls = {**catalog.by_name(), bench.NOOP.name: bench.NOOP}
+    impls = {**catalog.by_name(), bench.NOOP.name: bench.NOOP,
+             bench.LINEAR_BUILTIN.name: bench.LINEAR_BUILTIN}
     specs = specs + [s.strip() for s in os.environ.get("LS_IMPL", "").split(",") if s.strip()]
     taken: set[str] = set()
     for spec in specs:
@@ -152,7 +155,8 @@ def serve(specs: list[str]) -> None:
         request = json.loads(line)
         try:
             point = bench.Point(impls[request["impl"]], request["device"], request["dtype"],
-                                request["pass"], request["n"], request["k"])
+                                request["pass"], request["n"], request["k"], request.get("h", 0),
+                                request.get("bias", False))
             work = bench.workload(point.impl, point)
             for _ in range(2):  # allocator, lazy initialisation, dispatch caches
                 args, kwargs = timing.call_args(work.setup)

@@ -24,7 +24,11 @@ regression: no statistics needed, the count repeats to well under that.
 Memory: `peak_over_logits`, the allocator's peak beyond the inputs in logits' sizes
 (deterministic for a given op sequence), grown by more than MEMORY_THRESHOLD.
 
-Entries are matched by KEY (and never across measures). A run that benchmarks records the
+Entries are matched by KEY (and never across measures). The key names what the loss was
+called on (`input`: logits, hidden states or a vocab-parallel shard; absent means logits,
+so files written before these kinds existed still match) and, for those inputs, the hidden
+size and the world and rank: a fused linear entry never meets a logits entry of the same
+n and k. A run that benchmarks records the
 thresholds it judged with in results.json under GATE (see README, Results);
 `thresholds_of` reads them back, so a report compares two files with the thresholds the
 run itself used. The constants below are the calibrated defaults.
@@ -38,7 +42,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-KEY = ("impl", "device", "dtype", "pass", "n", "k")
+# The input's parts come after the implementation and the shape stays last (key[-1] is k).
+KEY = ("impl", "input", "hidden_size", "world", "rank", "device", "dtype", "pass", "n", "k")
+LOGITS = "logits"  # the `input` of an entry that has none (every entry before the new kinds)
 GATE = "benchmark_gate"  # results.json top-level key: thresholds and the gate's findings
 SAMPLES = "ratio_samples"  # per-round impl/builtin time ratios of an entry (timing mode)
 MAX_SAMPLES = 50  # stored per entry, at most (an entry with more keeps evenly spaced ones)
@@ -79,9 +85,38 @@ def number(value) -> float | None:
 
 
 def key_of(entry: dict) -> tuple:
-    """(impl, device, dtype, pass, n, k); a value of an odd type is kept as its repr."""
-    parts = (entry.get(name) for name in KEY)
-    return tuple(p if p is None or isinstance(p, str | int | float) else repr(p) for p in parts)
+    """KEY's values (`input` "logits" when absent); a value of an odd type is kept as its repr."""
+    def part(name: str):
+        value = entry.get(name)
+        if value is None:
+            return LOGITS if name == "input" else None
+        return value if isinstance(value, str | int | float) else repr(value)
+
+    return tuple(part(name) for name in KEY)
+
+
+def input_label(item: dict | tuple) -> str:
+    """What an entry (or key) was called on, in words: "logits", "hidden_states H=512",
+    "vocab_parallel world=2 rank=1"."""
+    key = item if isinstance(item, tuple) else key_of(item)
+    parts = dict(zip(KEY, key, strict=True))
+    words = [str(parts["input"])]
+    if parts["hidden_size"] is not None:
+        words.append(f"H={parts['hidden_size']}")
+    if parts["world"] is not None:
+        words.append(f"world={parts['world']}")
+    if parts["rank"] is not None:
+        words.append(f"rank={parts['rank']}")
+    return " ".join(words)
+
+
+def describe_key(key: tuple) -> str:
+    """A key in words: "impl device dtype pass n=.. k=..", then the input when not logits."""
+    parts = dict(zip(KEY, key, strict=True))
+    text = " ".join(str(parts[name]) for name in ("impl", "device", "dtype", "pass"))
+    text += f" n={parts['n']} k={parts['k']}"
+    label = input_label(key)
+    return text if label == LOGITS else f"{text} {label}"
 
 
 @dataclass(frozen=True)
@@ -269,7 +304,7 @@ def measure_of(entry: dict) -> str:
 class BenchRegression:
     """One regression: the gate fails on it, the report lists it."""
 
-    key: tuple  # (impl, device, dtype, pass, n, k)
+    key: tuple  # KEY's values
     quantity: str  # "ratio_to_builtin", "instructions" or "peak_over_logits"
     before: float
     after: float
@@ -284,8 +319,7 @@ class BenchRegression:
         return self.after / self.before - 1.0
 
     def message(self) -> str:
-        impl, device, dtype, pass_, n, k = self.key
-        where = f"{impl} {device} {dtype} {pass_} n={n} k={k}"
+        where = describe_key(self.key)
         if self.quantity == "ratio_to_builtin":
             return f"{where}: time / builtin {self.before:.2f} -> {self.after:.2f}, {self.why}"
         if self.quantity == "instructions":
@@ -310,6 +344,17 @@ class Pair:
     median_before: float | None
     median_after: float | None
     memory_threshold: float
+
+    @property
+    def input_label(self) -> str:
+        return input_label(self.key)
+
+    @property
+    def columns(self) -> tuple:
+        """What the regression tables show of the key: impl, device, dtype, pass, n, k, and
+        the input in words."""
+        parts = dict(zip(KEY, self.key, strict=True))
+        return (*(parts[name] for name in ("impl", "device", "dtype", "pass", "n", "k")), self.input_label)
 
     @property
     def ratio_before(self) -> float | None:

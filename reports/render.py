@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import accuracy, analysis, charts, compare, conventions, findings
+from . import accuracy, analysis, benchdiff, charts, compare, conventions, findings
 from .files import write_atomic
 from .load import ResultsError, validate
 
@@ -112,24 +112,30 @@ def _error_chart(results: dict) -> Markup | None:
 
 
 def _benchmarks(results: dict) -> tuple[list[dict], Markup | None]:
-    rows = [b for b in results.get("benchmarks") or ()]
-    rows.sort(key=lambda b: tuple(analysis.text(b.get(k)) for k in ("impl", "device", "dtype", "pass"))
+    """The benchmark rows, each with `input_label` (what it was called on: logits, hidden
+    states H=.., a vocab-parallel rank), and the chart: a line per implementation and
+    whatever else differs; entries of other inputs are other lines, never the same one, and
+    a hidden-states entry's baseline path (`baseline_peak_over_logits`) is a line of its own."""
+    rows = [dict(b, input_label=benchdiff.input_label(b)) for b in results.get("benchmarks") or ()]
+    rows.sort(key=lambda b: tuple(analysis.text(b.get(k)) for k in ("impl", "input_label", "device", "dtype", "pass"))
               + (analysis.num(b.get("k")) or 0, analysis.num(b.get("n")) or 0))
     time_series: dict = {}
     memory_series: dict = {}
     # a line's variant names only the fields that differ between benchmarks
-    varying = [f for f in ("pass", "dtype", "device", "n")
+    varying = [f for f in ("input_label", "pass", "dtype", "device", "n")
                if len({analysis.text(b.get(f)) for b in rows}) > 1]
     for b in rows:
         k = analysis.num(b.get("k"))
         if k is None or k <= 0:
             continue
-        key = (analysis.text(b.get("impl")),
-               " ".join(f"n={b.get(f)}" if f == "n" else analysis.text(b.get(f)) for f in varying))
-        for series, field in ((time_series, "median_s"), (memory_series, "peak_over_logits")):
+        variant = " ".join(f"n={b.get(f)}" if f == "n" else analysis.text(b.get(f)) for f in varying)
+        key = (analysis.text(b.get("impl")), variant)
+        baseline = (f"{analysis.text(b.get('baseline_path'))} (baseline of {key[0]})", variant)
+        for series, field, line in ((time_series, "median_s", key), (memory_series, "peak_over_logits", key),
+                                    (memory_series, "baseline_peak_over_logits", baseline)):
             value = analysis.num(b.get(field))
             if value is not None and math.isfinite(value) and value > 0:
-                series.setdefault(key, {})[k] = value
+                series.setdefault(line, {})[k] = value
     chart = None
     if (time_series or memory_series) and charts.available():
         panels = [("time", "median seconds", time_series, True)]

@@ -68,3 +68,11 @@ def test_reference_throughput(benchmark, ls_bench_record, ls_bench_sizes, api):
     }
     benchmark.extra_info.update(entry)
     ls_bench_record(entry)
+
+
+@pytest.mark.ls_bench("hidden_states")
+def test_fused_linear_speed_and_memory(ls_bench, point):
+    """A hidden-states record (fused linear cross-entropy) at n x h x k against F.linear +
+    nn.CrossEntropyLoss timed interleaved; its peak and the baseline path's over the logits
+    it avoids (lsuite/bench.py, LINEAR_SIZES)."""
+    ls_bench(point)

@@ -55,3 +55,31 @@ FLOAT64 = Impl(name="candidate", build=_float64, **_CLAIMS)
 ONE_HOT = Impl(name="candidate", build=_one_hot, **_CLAIMS)
 MUTANTS = {"EXTRA_CLONE": EXTRA_CLONE, "SECOND_LOG_SOFTMAX": SECOND_LOG_SOFTMAX,
            "FLOAT64": FLOAT64, "ONE_HOT": ONE_HOT}
+
+
+# ------------------------------------------------------- fused linear (hidden states)
+# The example's chunked fused linear cross-entropy, and a "fused" record that is not: it
+# forms the whole N x K logits with F.linear and calls nn.CrossEntropyLoss, so its
+# peak_over_logits is at least 1 and the memory gate flags it against a baseline run of
+# the example under the same name.
+
+
+def _materialised_linear(cfg):
+    def loss(hidden, classifier, target, bias=None):
+        return F.cross_entropy(F.linear(hidden, classifier, bias), target, label_smoothing=cfg.eps)
+    return loss
+
+
+def _chunked_linear():
+    import dataclasses
+
+    from examples.fused_linear_cross_entropy import FUSED_LINEAR_CE
+
+    return dataclasses.replace(FUSED_LINEAR_CE, name="fused_candidate", origin="builtin")
+
+
+LINEAR_CHUNKED = _chunked_linear()
+LINEAR_MATERIALISED = Impl(name="fused_candidate", build=_materialised_linear, input="hidden_states",
+                           convention="inclusive", form="ce", nd=False, unbatched=False,
+                           reductions=("mean",), default_ignore_index=None, ignore_index=False,
+                           weights=False, description="F.linear + cross_entropy: the logits held")
