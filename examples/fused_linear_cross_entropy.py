@@ -42,10 +42,11 @@ class _FusedLinearCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, W, b, y, weight, eps, ignore_index, reduction):
         ct = _compute_dtype(h.dtype)
+        Wc = W.to(ct)  # once per call (a no-op in float32/float64), not once per chunk
         rows = []
         for lo in range(0, h.shape[0], CHUNK_ROWS):
             sl = slice(lo, lo + CHUNK_ROWS)
-            rows.append(_chunk(h[sl], W, b, y[sl], weight, eps, ignore_index, ct)[0])
+            rows.append(_chunk(h[sl], Wc, b, y[sl], weight, eps, ignore_index, ct)[0])
         loss = torch.cat(rows) if rows else h.new_zeros(0, dtype=ct)
         keep = y != ignore_index
         if weight is None:
@@ -66,9 +67,10 @@ class _FusedLinearCE(torch.autograd.Function):
         ct = _compute_dtype(h.dtype)
         dh, dW = torch.zeros_like(h, dtype=ct), torch.zeros_like(W, dtype=ct)
         db = None if b is None else torch.zeros_like(b, dtype=ct)
+        Wc = W.to(ct)
         for lo in range(0, h.shape[0], CHUNK_ROWS):
             sl = slice(lo, lo + CHUNK_ROWS)
-            _, z, lse, w, w_y, safe, keep = _chunk(h[sl], W, b, y[sl], weight, eps, ignore_index, ct)
+            _, z, lse, w, w_y, safe, keep = _chunk(h[sl], Wc, b, y[sl], weight, eps, ignore_index, ct)
             K = z.shape[1]
             q = (eps / K) * w * keep[:, None]  # q̃ = (1-ε) w_y [c = y] + (ε/K) w_c
             q = q.scatter_add(1, safe[:, None], ((1 - eps) * w_y)[:, None])
@@ -79,7 +81,7 @@ class _FusedLinearCE(torch.autograd.Function):
                 scale = 0.0 if reduction == "mean" and denominator == 0 else (
                     1.0 if reduction == "sum" else 1.0 / denominator)
                 G = G * (grad_out.to(ct) * scale)
-            dh[sl] = G @ W.to(ct)
+            dh[sl] = G @ Wc
             dW += G.T @ h[sl].to(ct)
             if db is not None:
                 db += G.sum(0)
