@@ -24,7 +24,10 @@ What a rank's record cannot do to later checks:
   sees a group with a collective left pending;
 - destroy the default process group: the group is restarted for the next check.
 
-At most MAX_LIVE_RANKS rank processes live at once (the least recently used groups are
+On CUDA only one group lives at a time (rank r of every group would use GPU r, and NCCL wants
+each GPU used by one process: torch.distributed.init_process_group's documentation); each
+rank binds its GPU with init_process_group's device_id, so a NCCL failure shows at the
+group's start. At most MAX_LIVE_RANKS rank processes live at once (the least recently used groups are
 closed first); every group is closed at the session's end (worker.Pool.close, and at exit).
 """
 
@@ -103,8 +106,9 @@ def rank_main(conn, ref, device, rank, world, port) -> None:
         if device == "cuda":
             torch.cuda.set_device(rank)  # before NCCL: each rank its own GPU
         store = dist.TCPStore(HOST, port, world + 1, False, timeout=timeout)
+        bound = {"device_id": torch.device("cuda", rank)} if device == "cuda" else {}
         dist.init_process_group(backend_for(device), store=store, rank=rank, world_size=world,
-                                timeout=timeout)
+                                timeout=timeout, **bound)  # NCCL: formed now, errors here
         record = worker._record(ref)
     except BaseException as exc:  # noqa: BLE001 - every check of this group reports it
         setup_error = worker._cut(f"joining the group or loading the record failed: "
@@ -207,6 +211,9 @@ def _group(key: tuple) -> tuple[_Group, bool]:
         return group, False
     _close(key)
     ref, world, device = key
+    if device == "cuda":  # NCCL wants each GPU used by one process only (init_process_group's
+        for other in [k for k in _GROUPS if k[2] == "cuda"]:  # documentation): one CUDA group
+            _GROUPS.pop(other).close(gently=True)
     live = sum(len(g.ranks) for g in _GROUPS.values())
     for old in sorted(_GROUPS, key=lambda k: _GROUPS[k].used):  # least recently used first
         if live + world <= MAX_LIVE_RANKS:
