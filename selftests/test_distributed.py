@@ -97,3 +97,26 @@ def test_two_pytest_processes_at_once_never_collide(tmp_path):
         assert proc.returncode == 0, text[-3000:]
         found = checks(out, "example_vocab_parallel_ce")
         assert found and all(c["outcome"] == "passed" for c in found.values())
+
+
+def test_vocab_parallel_benchmark_writes_one_entry_per_rank(tmp_path):
+    """The benchmark's entries follow the shared contract: input, world, rank, baseline_path,
+    logits_bytes of the whole N x K logits, a ratio to the builtin from paired rounds."""
+    from lsuite import bench_parallel
+
+    args = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_benchmarks.py"),
+            f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q",
+            f"--ls-report-dir={tmp_path}", "--benchmark-only", "-k", "vocab_parallel and forward-2-cpu",
+            "--ls-impl", f"{EXAMPLE}:VOCAB_PARALLEL_CE"]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=BOUND_S)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    entries = json.loads((tmp_path / "results.json").read_text())["benchmarks"]
+    (n, k, dtype), = bench_parallel.SIZES["quick"]
+    assert [(e["world"], e["rank"]) for e in entries] == [(2, 0), (2, 1)]
+    for e in entries:
+        assert (e["input"], e["kind"], e["impl"], e["pass"]) == \
+            ("vocab_parallel", "impl", "example_vocab_parallel_ce", "forward")
+        assert e["baseline_path"] == bench_parallel.BASELINE_PATH
+        assert (e["n"], e["k"], e["dtype"], e["logits_bytes"]) == (n, k, dtype, n * k * 4)
+        assert e["median_s"] > 0 and e["rounds"] >= 8 and e["ratio_to_builtin"] > 0
+        assert 0 < e["peak_bytes"] and e["peak_over_logits"] == e["peak_bytes"] / e["logits_bytes"]
