@@ -216,8 +216,11 @@ class Pool:
         handle.conn.close()
 
     def close(self) -> None:
+        from .distributed import close_groups  # the vocab-parallel ranks, started by the judge
+
         for key in list(self.handles):
             self.kill(key)
+        close_groups()
 
     def _request(self, key: str, message: tuple, wait: float):
         """(reply or None, whether the worker answered or died before `wait` ran out)."""

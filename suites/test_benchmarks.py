@@ -17,7 +17,7 @@ import time
 import pytest
 
 import reference
-from lsuite import bench, catalog, timing
+from lsuite import bench, bench_parallel, catalog, timing
 from lsuite.cases import Case, make_inputs
 
 
@@ -76,3 +76,34 @@ def test_fused_linear_speed_and_memory(ls_bench, point):
     nn.CrossEntropyLoss timed interleaved; its peak and the baseline path's over the logits
     it avoids (lsuite/bench.py, LINEAR_SIZES)."""
     ls_bench(point)
+
+
+@pytest.mark.ls_bench("vocab_parallel")
+@pytest.mark.parametrize("device", ("cpu", "cuda"))
+@pytest.mark.parametrize("world", bench_parallel.WORLDS)
+@pytest.mark.parametrize("pass_", bench_parallel.PASSES)
+def test_vocab_parallel_speed_and_memory_per_rank(benchmark, ls_bench_record, ls_bench_sizes,
+                                                  request, device, world, pass_):
+    """Every vocab_parallel record under test on its rank group (lsuite/bench_parallel.py):
+    each rank's time and peak memory, against nn.CrossEntropyLoss on the whole logits in one
+    process; one entry per rank. pytest-benchmark's own figure is the whole measurement's."""
+    if benchmark.disabled:
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable or pytest-xdist)")
+    from lsuite import distributed
+    from lsuite.plugin import IMPLS
+
+    impls = [impl for impl in request.config.stash[IMPLS] if impl.input == "vocab_parallel"]
+    if not impls:
+        pytest.skip("no vocab_parallel record under test")
+    if why := distributed.unavailable(device, world):
+        pytest.skip(f"{distributed.backend_for(device)} world {world}: {why}")
+    threads = request.config.getoption("ls_bench_threads")
+    points = [(impl, n, k, dtype) for impl in impls for n, k, dtype in bench_parallel.SIZES[ls_bench_sizes]
+              if device in impl.devices and dtype in impl.dtypes and k >= world]
+
+    def measure_all():
+        return [entry for impl, n, k, dtype in points
+                for entry in bench_parallel.entries(impl, device, dtype, pass_, n, k, world, threads)]
+
+    for entry in benchmark.pedantic(measure_all, rounds=1, iterations=1):
+        ls_bench_record(entry)

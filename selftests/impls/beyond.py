@@ -103,3 +103,68 @@ _VP = dict(input="vocab_parallel", convention="inclusive", form="ce", nd=False, 
 VocabParallelLocalSmoothing = Impl(name="VocabParallelLocalSmoothing", build=_vp_local_smoothing, **_VP)
 VocabParallelLocalWidth = Impl(name="VocabParallelLocalWidth", build=_vp_local_width, **_VP)
 VocabParallelRankDependent = Impl(name="VocabParallelRankDependent", build=_vp_rank_dependent, **_VP)
+
+
+# ------------------------------------------------------------------ vocab-parallel ranks that
+# attack the group rather than compute a wrong number (selftests/test_distributed.py): each is
+# right except in float32 (its second dtype), so its later checks show the group was restarted.
+
+def _vp_right(cfg):
+    """Right (mean reduction, no weights, no ignored targets): float32 arithmetic for
+    bfloat16/float16, and the smoothing term lse - (Σ_c z_c) / K with the sum all-reduced."""
+    import torch.distributed as dist
+
+    start, stop = cfg.vocab_range
+
+    def loss(z, y):
+        zc = z if z.dtype == torch.float64 else z.float()
+        m = zc.detach().max(1).values
+        dist.all_reduce(m, op=dist.ReduceOp.MAX)
+        lse = _AllReduceSum.apply((zc - m[:, None]).exp().sum(1)).log() + m
+        mine = (y >= start) & (y < stop)
+        z_y = _AllReduceSum.apply(torch.where(mine, zc.gather(1, torch.where(mine, y - start, 0)[:, None])[:, 0], 0.0))
+        smooth = lse - _AllReduceSum.apply(zc.sum(1)) / cfg.num_classes
+        return ((1 - cfg.eps) * (lse - z_y) + cfg.eps * smooth).mean().to(z.dtype)
+    return loss
+
+
+def _vp_misbehaves_in_float32(cfg, misbehaviour):
+    if cfg.rank == 1 and cfg.dtype == torch.float32:
+        return misbehaviour
+    return _vp_right(cfg)
+
+
+def _vp_rank1_skips_all_reduce(cfg):
+    """Rank 1 returns without joining any all-reduce: rank 0 waits in its first one forever."""
+    return _vp_misbehaves_in_float32(cfg, lambda z, y: z.sum() * 0)
+
+
+def _vp_rank1_exits(cfg):
+    import os
+    return _vp_misbehaves_in_float32(cfg, lambda z, y: os._exit(3))
+
+
+def _vp_rank1_killed(cfg):
+    """What the kernel's OOM killer does to rank 1: SIGKILL."""
+    import os
+    import signal
+    return _vp_misbehaves_in_float32(cfg, lambda z, y: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def _vp_changes_torch_state(cfg):
+    """Right, but every build changes the rank's default dtype and torch.nn.functional.softmax;
+    it fails if it finds them changed (state an earlier check left in a persistent rank)."""
+    if torch.get_default_dtype() != torch.float32 or F.softmax is not _SOFTMAX:
+        raise RuntimeError("torch state an earlier check changed was not restored")
+    torch.set_default_dtype(torch.float64)
+    F.softmax = lambda *args, **kwargs: None
+    return _vp_right(cfg)
+
+
+_SOFTMAX = F.softmax
+VocabParallelRankSkipsAllReduce = Impl(name="VocabParallelRankSkipsAllReduce",
+                                       build=_vp_rank1_skips_all_reduce, **_VP)
+VocabParallelRankExits = Impl(name="VocabParallelRankExits", build=_vp_rank1_exits, **_VP)
+VocabParallelRankKilled = Impl(name="VocabParallelRankKilled", build=_vp_rank1_killed, **_VP)
+VocabParallelChangesTorchState = Impl(name="VocabParallelChangesTorchState",
+                                      build=_vp_changes_torch_state, **_VP)
