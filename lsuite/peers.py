@@ -11,6 +11,11 @@ Triton kernels (Liger) need CUDA, or the Triton interpreter on CPU: without a GP
 sets TRITON_INTERPRET=1 itself before anything imports Triton code (`prepare_triton`), says
 so in results.json and the report, and runs such records only on cases of at most
 INTERPRETED_MAX_ELEMENTS logits (`skip_reason`); with CUDA they run natively at full sizes.
+
+Records of the other inputs: Liger's fused linear loss (`input="hidden_states"`, its classifier
+argument first, so an adapter reorders) and Megatron's vocab-parallel loss
+(`input="vocab_parallel"`: each rank builds Megatron's tensor-parallel group over the check's
+world, once per process and default group, `megatron_tensor_parallel`).
 """
 
 from __future__ import annotations
