@@ -11,6 +11,11 @@ Triton kernels (Liger) need CUDA, or the Triton interpreter on CPU: without a GP
 sets TRITON_INTERPRET=1 itself before anything imports Triton code (`prepare_triton`), says
 so in results.json and the report, and runs such records only on cases of at most
 INTERPRETED_MAX_ELEMENTS logits (`skip_reason`); with CUDA they run natively at full sizes.
+
+Records of the other inputs: Liger's fused linear loss (`input="hidden_states"`, its classifier
+argument first, so an adapter reorders) and Megatron's vocab-parallel loss
+(`input="vocab_parallel"`: each rank builds Megatron's tensor-parallel group over the check's
+world, once per process and default group, `megatron_tensor_parallel`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import types
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -220,11 +226,93 @@ class AutocastCrossEntropy:
             return self.loss(logits, target)
 
 
+class LigerFusedLinearCE:
+    """Liger's LigerFusedLinearCrossEntropyLoss takes the classifier first:
+    `forward(self, lin_weight, _input, target, bias=None)`
+    (liger_kernel/transformers/fused_linear_cross_entropy.py); the suite calls
+    loss_fn(hidden, classifier, target, bias)."""
+
+    def __init__(self, label_smoothing=0.0, reduction="mean", weight=None, ignore_index=-100):
+        loss = Lazy("liger_kernel.transformers", "LigerFusedLinearCrossEntropyLoss").resolve()
+        self.loss = loss(ce_weight=weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, reduction=reduction)
+
+    def __call__(self, hidden, classifier, target, bias=None):
+        return self.loss(classifier, hidden, target, bias)
+
+
+_MEGATRON_GROUP: list = []  # the default process group Megatron's parallel state was built on
+# megatron/core/__init__.py and tensor_parallel/__init__.py import Megatron's DDP, optimizers,
+# FSDP and transformer layers (2-4 s a rank process on the 2-core machine, four times what the
+# loss needs, with a warning each for Transformer Engine and Apex); the loss's own modules
+# import only torch, numpy and megatron.core.utils.
+MEGATRON_PACKAGES = ("megatron", "megatron.core", "megatron.core.tensor_parallel")
+
+
+def _megatron(module: str):
+    """A module of megatron-core imported as shipped, its parent packages registered bare
+    (their search path, not their __init__): parallel_state, tensor_parallel.cross_entropy
+    and what they import run unchanged. A process that already imported them keeps them."""
+    for package in MEGATRON_PACKAGES:
+        if package in sys.modules:
+            continue
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(f"{package} is not installed: {INSTALL}")
+        bare = types.ModuleType(package)
+        bare.__path__, bare.__spec__ = list(spec.submodule_search_locations), spec
+        sys.modules[package] = bare
+    return importlib.import_module(module)
+
+
+def megatron_tensor_parallel(world: int, rank: int, group) -> None:
+    """Megatron's tensor-parallel group over the whole default group (`world` ranks), built
+    once per process and per group: `vocab_parallel_cross_entropy` takes no group argument,
+    it reads megatron.core.parallel_state's (`get_tensor_model_parallel_group()` and its
+    rank and world size). Kept while the default group and the world size are those it was
+    built for (a rank process may build records for several checks); otherwise torn down
+    (`destroy_model_parallel`, which only forgets the groups) and built again."""
+    ps = _megatron("megatron.core.parallel_state")
+    if ps.model_parallel_is_initialized():
+        if (_MEGATRON_GROUP and _MEGATRON_GROUP[0] is group
+                and ps.get_tensor_model_parallel_world_size() == world
+                and ps.get_tensor_model_parallel_rank() == rank):
+            return
+        ps.destroy_model_parallel()
+    _MEGATRON_GROUP.clear()
+    # new_group is collective: every rank of the default group builds at the same point
+    ps.initialize_model_parallel(tensor_model_parallel_size=world,
+                                 create_gloo_process_groups=False)
+    _MEGATRON_GROUP.append(group)
+
+
+class MegatronVocabParallelCE:
+    """megatron.core.tensor_parallel.vocab_parallel_cross_entropy(vocab_parallel_logits,
+    target, label_smoothing) on this rank's columns, inside a tensor-parallel group of the
+    check's world (megatron_tensor_parallel)."""
+
+    def __init__(self, cfg):
+        megatron_tensor_parallel(cfg.world, cfg.rank, cfg.group)
+        self.loss = _megatron("megatron.core.tensor_parallel.cross_entropy").vocab_parallel_cross_entropy
+        self.eps = cfg.eps
+
+    def __call__(self, local_logits, target):
+        return self.loss(local_logits, target, label_smoothing=self.eps)
+
+
 # ------------------------------------------------------------------------------- records
 
 TORCH_NEGATIVE_EPS = KnownDefect(
     f"torch {version('torch')} accepts a negative label_smoothing (it checks only > 1.0): "
     "label_smoothing=-0.1 returns a loss instead of raising", checks=("rejects_negative_smoothing",))
+
+MEGATRON_LOCAL_SMOOTHING = (
+    f"megatron-core {version('megatron-core')} smooths over the rank's shard only: "
+    "`vocab_size = exp_logits.size(-1)` is the shard's width, used as K, and "
+    "`log_probs.mean(dim=-1)` averages the rank's columns, with no all-reduce: at world > 1 with "
+    "eps > 0 the ranks' losses disagree and differ from world 1's, and each non-target gradient "
+    "column is p - eps/(K/world - 1) instead of p - eps/(K - 1) (NVIDIA/Megatron-LM#737, #7464; "
+    "hand check: README, ecosystem catalog)")
 
 PEERS: tuple[Impl, ...] = (
     Impl(
@@ -332,6 +420,66 @@ PEERS: tuple[Impl, ...] = (
         build=construct(AutocastCrossEntropy), convention="inclusive", form="ce",
         output_dtype="at_least_float32", prob_targets=True, validates_arguments=True,
         known_defects=(TORCH_NEGATIVE_EPS,),
+    ),
+    Impl(
+        name="liger_fused_linear_ce",
+        description=(f"Liger-Kernel {version('liger-kernel')} LigerFusedLinearCrossEntropyLoss("
+                     "label_smoothing=eps, reduction, ce_weight, ignore_index) called as "
+                     "loss(W, h, target, bias): h·Wᵀ + b a chunk of rows at a time into Liger's "
+                     "cross-entropy Triton kernel"),
+        input="hidden_states",
+        # ops/fused_linear_cross_entropy.py: the same `liger_cross_entropy_kernel` as
+        # LigerCrossEntropyLoss on each chunk of logits (inclusive smoothing, float32 blocks,
+        # mean over the non-ignored count or Σ ce_weight[y], an all-ignored batch 0);
+        # `loss_1d = torch.zeros(BT, dtype=torch.float32, ...)` ("loss_1d is always fp32"):
+        # every reduction returns float32, float64 included; `BT, H = _input.shape` (2-D);
+        # the logits chunk is its own buffer and the gradients new tensors (`torch.zeros_like`),
+        # so no input is written; module __init__ asserts 0 <= label_smoothing <= 1 and
+        # reduction in {mean, sum, none}.
+        build=construct(LigerFusedLinearCE),
+        convention="inclusive", form="ce", nd=False, unbatched=False, output_dtype="float32",
+        computes_in="float32", empty_mean="zero", triton=True,
+        # the same kernel's weighted path (`sum_non_ignore_weight.to(tl.float32)` on a float
+        # that triton 3.9's interpreter passes as a Python float): see liger_cross_entropy
+        interpreter_cannot=("weights",),
+        requires=("liger_kernel", "triton"), install=INSTALL,
+    ),
+    Impl(
+        name="megatron_vocab_parallel_ce",
+        description=(f"megatron-core {version('megatron-core')} tensor_parallel."
+                     "vocab_parallel_cross_entropy(local_logits, target, label_smoothing=eps) in a "
+                     "tensor-parallel group of the check's world (parallel_state."
+                     "initialize_model_parallel)"),
+        input="vocab_parallel",
+        # tensor_parallel/cross_entropy.py: the docstring derives "1 / (K - 1) probability mass
+        # to every index that is not the ground truth" (exclusive) and computes
+        # `smoothing = label_smoothing * vocab_size / (vocab_size - 1)`,
+        # `loss = (1.0 - smoothing) * loss - smoothing * mean_log_probs`; it returns the
+        # per-token loss ("[sequence_length, micro_batch_size]"; reduction none), no
+        # ignore_index, no weights; `vocab_parallel_logits.float()` then
+        # `vocab_parallel_logits -= logits_max` ("In-place subtraction") and
+        # `torch.exp(..., out=exp_logits)`: float32 logits are overwritten, every dtype is
+        # computed and returned in float32; `assert 1.0 > label_smoothing > 0.0` when smoothing;
+        # each rank's columns start at `rank * partition_vocab_size` (equal shards only).
+        build=MegatronVocabParallelCE,
+        convention="exclusive", form="ce", reductions=("none",), default_ignore_index=None,
+        ignore_index=False, weights=False, nd=False, unbatched=False, output_dtype="float32",
+        computes_in="float32", mutates_input=True, eps_max=1.0, eps_max_inclusive=False,
+        uneven_shards=False, requires=("megatron",), install=INSTALL,
+        known_defects=(
+            KnownDefect(
+                f"megatron-core {version('megatron-core')} takes the log of the normalised softmax "
+                "(`log_probs = torch.log(exp_logits)`) for its smoothing term: a probability that "
+                "underflows float32 (logit gaps past ~104) is log 0 = -inf and the loss is inf "
+                "where the exact loss is finite, at any world size",
+                checks=("shards_confident_extreme_and_masked_logits",),
+                when=(when.logits == "extreme") & (when.eps > 0)),
+            *(KnownDefect(MEGATRON_LOCAL_SMOOTHING, checks=checks, kinds=kinds, when=scope)
+              for checks, kinds, scope in (
+                  (("shards_permuting_classes_across_shards_permutes_the_gradient",), ("reference",),
+                   (when.world > 1) & (when.eps > 0)),
+                  (("world_size_does_not_change_the_result",), (), when.eps > 0))),
+        ),
     ),
 )
 
