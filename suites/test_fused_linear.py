@@ -62,3 +62,10 @@ def test_linear_permuting_the_classifier_rows_permutes_their_gradients(ls_contex
 @pytest.mark.ls_cases(reduction=REDUCTIONS, dtype=("float64", "float32"))
 def test_linear_permuting_the_batch_permutes_the_hidden_gradient(ls_context):
     batch_permutation(ls_context)
+
+
+@pytest.mark.ls_cases(N=(0,), reduction=REDUCTIONS, bias=("none", "random"))
+def test_linear_empty_batch(ls_context):
+    """No rows (a micro-batch whose tokens were all packed away): sum 0, none an empty
+    vector, mean NaN or the claimed empty_mean; gradients of h empty, of W and b zero."""
+    check_linear_against_reference(ls_context)

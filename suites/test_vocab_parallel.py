@@ -19,7 +19,7 @@ EVEN_K = 12  # divisible by every world size
 
 # The ranks persist across checks (lsuite/distributed.py), so a check no longer pays their
 # start; the matrix stays small all the same: world 1 vs 2 vs 4 is the world-size check's axis.
-@pytest.mark.ls_cases(world=(2,), dtype=DTYPES, reduction=REDUCTIONS, K=(EVEN_K,))
+@pytest.mark.ls_cases(world=(1, 2), dtype=DTYPES, reduction=REDUCTIONS, K=(EVEN_K,))
 def test_shards_value_and_gradient_in_every_dtype_and_reduction(ls_context):
     vp.check_shards_against_reference(ls_context)
 
@@ -67,3 +67,8 @@ def test_shards_permuting_classes_across_shards_permutes_the_gradient(ls_context
 @pytest.mark.ls_cases(world=(2,), K=(EVEN_K,), reduction=("mean", "none"))
 def test_shards_permuting_the_batch_permutes_rows(ls_context):
     vp.batch_permutation(ls_context)
+
+
+@pytest.mark.ls_cases(world=(2,), K=(EVEN_K,), N=(0,), reduction=REDUCTIONS)
+def test_shards_empty_batch(ls_context):
+    vp.check_shards_against_reference(ls_context)
