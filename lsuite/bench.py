@@ -169,6 +169,12 @@ def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
         def call():
             return runner.call(ctx, loss_fn, logits, target)
 
+    return passes(call, leaves, point.pass_, point.device)
+
+
+def passes(call, leaves: list, pass_: str, device: str) -> Workload:
+    """The timed pass of a loss call (`call()` returns the loss) whose gradients land in
+    `leaves`: the forward, the backward of a forward made in the untimed setup, or both."""
     def forward():
         out = call()
         return out if out.ndim == 0 else out.sum()  # "none" reductions: a scalar to backprop
@@ -177,25 +183,25 @@ def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
         for leaf in leaves:
             leaf.grad = None
 
-    if point.pass_ == "forward":
+    if pass_ == "forward":
         return Workload(run=forward, setup=lambda: reset())
-    if point.pass_ == "backward":
+    if pass_ == "backward":
         def setup():
             reset()
             loss = forward()
-            timing.synchronize(point.device)
+            timing.synchronize(device)
             return (loss,), {}
 
         def backward(loss):
             reset()
             loss.backward()
         return Workload(run=backward, setup=setup)
-    if point.pass_ == "forward_backward":
+    if pass_ == "forward_backward":
         def forward_backward():
             reset()
             forward().backward()
         return Workload(run=forward_backward, setup=lambda: reset())
-    raise ValueError(f"pass {point.pass_!r} is not one of {PASSES}")
+    raise ValueError(f"pass {pass_!r} is not one of {PASSES}")
 
 
 def copy_workload(point: Point) -> Workload:

@@ -8,15 +8,16 @@ The record runs on its persistent rank group (lsuite/distributed.py, `call_ranks
 - the whole logits are made as lsuite/bench.py makes a point's (`bench.inputs`, the same
   seed on every rank) and the rank keeps its columns; the record is built by the suite's
   runner with the rank's vocab_range and the group, as in every check;
-- the calls per round (`timing.calls_per_round`, rounds of at least timing.MIN_ROUND_S) and
-  the rounds (`timing.rounds_for`) are the slowest rank's, agreed by an all-reduce, since
-  every call holds collectives and every rank must make the same calls;
+- the calls per round (`timing.calls_per_round`, rounds of at least timing.MIN_ROUND_S) are
+  the slowest rank's and the rounds (`timing.rounds_for`) the most any rank asks for, both
+  agreed by an all-reduce (max), since every call holds collectives and every rank must make
+  the same calls;
 - each round starts at a barrier and is timed on the wall clock (perf_counter; CUDA events
   on CUDA): a rank's wait for its peers in a collective is part of what a vocab-parallel
   loss costs, which the thread CPU time the logits benchmarks use on CPU would leave out;
 - interleaved with every round, rank 0 times the builtin (the catalog's nn.CrossEntropyLoss,
   `bench.workload` at the same n, k, dtype and pass: the whole logits, one process) while
-  the other ranks wait at the barrier; ratio_to_builtin is the median of the per-round
+  the other ranks wait at the barrier, on the same clock as the ranks; ratio_to_builtin is the median of the per-round
   ratios (`timing.paired_ratio`), as in the logits benchmarks;
 - peak memory: the median over bench.MEMORY_CALLS calls of `memory.peak_bytes` (every rank
   makes the same calls); `logits_bytes` is the whole N x K logits, so peak_over_logits of
@@ -68,21 +69,7 @@ def _workload(ctx: Context, pass_: str, rank: int, world: int, group) -> bench.W
     local = whole.detach()[:, lo:hi].contiguous().requires_grad_(True)
     del whole
     loss_fn = runner.build(ctx, None, world=world, rank=rank, vocab_range=(lo, hi), group=group)
-
-    def forward():
-        out = runner.call(ctx, loss_fn, local, target)
-        return out if out.ndim == 0 else out.sum()
-
-    def reset():
-        local.grad = None
-
-    if pass_ == "forward":
-        return bench.Workload(run=forward, setup=reset)
-
-    def forward_backward():
-        reset()
-        forward().backward()
-    return bench.Workload(run=forward_backward, setup=reset)
+    return bench.passes(lambda: runner.call(ctx, loss_fn, local, target), [local], pass_, case.device)
 
 
 def _agree_max(values: list[float], device: str) -> list[float]:
@@ -99,6 +86,7 @@ def measure_rank(ctx: Context, pass_: str, threads: int, rank: int, world: int, 
     import torch.distributed as dist
 
     torch.set_num_threads(threads)  # the rank restores its torch state after every call
+    timing.pin_allocator()  # as in the judge's process: allocations independent of history
     device = ctx.case.device
     work = _workload(ctx, pass_, rank, world, group)
     builtin = None
@@ -119,17 +107,23 @@ def measure_rank(ctx: Context, pass_: str, threads: int, rank: int, world: int, 
         timing.time_call(builtin.run, builtin.setup, device)
         other = timing.Batch(builtin.run, builtin.setup,
                              timing.calls_per_round(timing.time_call(builtin.run, builtin.setup, device)))
-    timer, builtin_s = _wall(device)(own.run), []
+    # the builtin on the same clock as the rank (a ratio of wall time to CPU time would count
+    # the time given to other processes in the numerator only)
+    timer = _wall(device)(own.run)
+    builtin_timer = None if other is None else _wall(device)(other.run)
     for _ in range(bench.WARMUP_ROUNDS + rounds):
-        if other is not None:
-            builtin_s.append(timing.time_call(other.run, other.setup, device) / other.calls)
+        if builtin_timer is not None:
+            args, kwargs = other.setup()
+            builtin_timer(*args, **kwargs)
         args, kwargs = own.setup()
         dist.barrier(group)
         timer(*args, **kwargs)
     seconds = [s / calls for s in timer.seconds[bench.WARMUP_ROUNDS:]]
     peaks = sorted(memory.peak_bytes(work.run, *timing.call_args(work.setup), device)
                    for _ in range(bench.MEMORY_CALLS))
-    return {"seconds": seconds, "builtin_seconds": builtin_s[bench.WARMUP_ROUNDS:], "calls": calls,
+    builtin_s = [] if builtin_timer is None else [
+        s / other.calls for s in builtin_timer.seconds[bench.WARMUP_ROUNDS:]]
+    return {"seconds": seconds, "builtin_seconds": builtin_s, "calls": calls,
             "peak_bytes": peaks[len(peaks) // 2], "threads": torch.get_num_threads(),
             "timer": "cuda_event" if device == "cuda" else "perf_counter"}
 

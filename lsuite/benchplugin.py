@@ -23,13 +23,14 @@ import dataclasses
 import pytest
 import torch
 
-from . import bench, catalog, loading, machine, regression, results
+from . import bench, catalog, loading, machine, regression, results, timing
 from .plugin import BASELINE, COLLECTOR, CUDA, IMPLS
 from .records import LOGITS_INPUTS
 
 STATE = pytest.StashKey[bench.State]()
 FINDINGS = pytest.StashKey[list]()
 HERE = pytest.StashKey[list]()  # the records benchmarks time, built in this process
+ALLOCATOR = pytest.StashKey[str]()  # what pin_allocator did (results.json environment.benchmark)
 NOT_ASKED = ("benchmarks run only when asked: pass --benchmark-only, or --ls-bench-sizes "
              "quick|full (python -m pytest suites/test_benchmarks.py --benchmark-only)")
 
@@ -65,6 +66,8 @@ def pytest_configure(config):
         "markers", "ls_bench(what): a benchmark generated per point of the sweep "
         "('impls', 'hidden_states', 'noop' or 'reference'; see lsuite/benchplugin.py)")
     config.stash[STATE] = bench.State(catalog.by_name()[bench.BUILTIN])
+    if asked(config):  # before any benchmark allocates (lsuite/timing.py, pin_allocator)
+        config.stash[ALLOCATOR] = timing.pin_allocator()
 
 
 def _counter(config):
@@ -210,7 +213,8 @@ def pytest_sessionfinish(session, exitstatus):
     if entries:
         collector.environment["benchmark"] = dict(machine.machine_info(), sizes=sizes(config),
                                                   bench_threads=config.getoption("ls_bench_threads"),
-                                                  measure=config.getoption("ls_bench_measure"))
+                                                  measure=config.getoption("ls_bench_measure"),
+                                                  allocator=config.stash.get(ALLOCATOR, None))
         baseline = config.stash.get(BASELINE, None)
         findings = None
         if baseline is not None:

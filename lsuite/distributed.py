@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from .runner import CheckFailed, Context, Feed, Outcome
+from .worker import record_ref
 
 HOST = "127.0.0.1"
 FAILURE_GRACE_S = 2.0  # after one rank failed, how long the others may take to answer
@@ -122,23 +123,14 @@ def rank_main(conn, ref, device, rank, world, port) -> None:
             if message is None:
                 return
             function, case, seed, args = message
-            try:
+
+            def check(function=function, case=case, seed=seed, args=args):
                 if setup_error is not None:
-                    reply = ("failed", setup_error)
-                else:
-                    ctx = Context(impl=record, case=case, seed=seed)
-                    reply = ("ok", _function(function)(ctx, *args, rank, world, dist.group.WORLD))
-            except CheckFailed as exc:
-                reply = ("failed", worker._cut(exc.what))
-            except BaseException as exc:  # noqa: BLE001 - the implementation's failure, as text
-                reply = ("failed", worker._cut(f"it raised {type(exc).__name__}: {exc}"))
-            changed = state.restore()
-            intact = dist.is_initialized()
-            try:
-                conn.send(reply + (changed, intact))
-            except Exception as exc:  # an unpicklable result
-                conn.send(("failed", worker._cut(f"its result could not be sent back: {exc}"),
-                           changed, intact))
+                    raise CheckFailed(setup_error)
+                ctx = Context(impl=record, case=case, seed=seed)
+                return _function(function)(ctx, *args, rank, world, dist.group.WORLD)
+
+            worker.answer(conn, check, state, after=lambda: (dist.is_initialized(),))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -195,10 +187,6 @@ def _close(key: tuple) -> None:
     group = _GROUPS.pop(key, None)
     if group is not None:
         group.close()
-
-
-def _ref(impl) -> tuple[str, str]:
-    return ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
 
 
 def _group(key: tuple) -> tuple[_Group, bool]:
@@ -260,7 +248,7 @@ def call_ranks(ctx: Context, world: int, function: str, args: tuple, limit_s: fl
         pytest.skip(f"{backend_for(ctx.case.device)} world {world}: {why}")
     if ctx.pool is not None and ctx.pool.interrupted is not None:
         ctx.pool.interrupted()
-    key = (_ref(ctx.impl), world, ctx.case.device)
+    key = (record_ref(ctx.impl), world, ctx.case.device)
     group, _ = _group(key)
     deadline = time.monotonic() + _limit(ctx, limit_s)
     keep = False
@@ -286,8 +274,8 @@ def call_ranks(ctx: Context, world: int, function: str, args: tuple, limit_s: fl
 def _send(r: _Rank, message) -> None:
     try:
         r.conn.send(message)
-    except (OSError, ValueError):  # the rank is gone: _collect sees it
-        pass
+    except Exception:  # noqa: BLE001 - the rank is gone, or its pipe was closed under this
+        pass           # thread by _close (a TypeError inside Connection): _collect sees it
 
 
 def _collect(ranks: list[_Rank], deadline: float) -> None:

@@ -148,7 +148,7 @@ def check_linear_against_reference(ctx: Context) -> dict:
         judged = judge(label, actual[name], exact[name], dtype,
                        attainable=None if att is None else att[name],
                        pytorch=None if base is None else base[name])
-        metrics.update(judged.metrics(label))
+        metrics.update(judged.metrics(label), **{f"{label}_within": judged.problem is None})
         if judged.problem:
             problems.append(judged.problem)
     ctx.record(metrics)

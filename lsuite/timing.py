@@ -43,6 +43,38 @@ MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 8, 40, 1.0
 MIN_ROUND_S = 0.05
 
 
+# glibc's malloc adapts its mmap threshold to the process's history: freeing an mmapped
+# chunk raises the threshold to that chunk's size (up to 32 MiB), and the heap top is trimmed
+# back to the kernel past a threshold that follows it. Whether a 16-32 MiB temporary is fresh
+# pages (faulted in and zeroed on every call) or reused heap therefore depends on which
+# benchmarks ran before in the process. Measured here: the forward of seed002_ce_weighted at
+# 1024 x 8192 bfloat16 took 22 ms in a fresh process and 11.5 ms after one other recipe's
+# k = 1000 forward, 27 ms after a k = 8192 one (one thread, thread CPU time); two quick
+# sweeps of the same commit differed by up to +84% on such entries. With the threshold set
+# (mallopt also turns the adaptation off) and trimming far away, the same point took 10-13 ms
+# after every history. Larger allocations are mmapped on every call, also consistently.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h parameter numbers
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
+TRIM_THRESHOLD = 2**30
+
+
+def pin_allocator() -> str:
+    """Fix glibc malloc's mmap and trim thresholds in this process (benchmark sessions and
+    their ranks only): what a call allocates then costs the same whatever ran before it.
+    Returns what was done, for results.json (another C library: nothing, and says so)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "not pinned: this C library has no mallopt (not glibc)"
+    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+        return "not pinned: mallopt refused the thresholds"
+    return (f"glibc malloc pinned (mallopt): M_MMAP_THRESHOLD {MMAP_THRESHOLD} bytes, "
+            f"M_TRIM_THRESHOLD {TRIM_THRESHOLD} bytes")
+
+
 def synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()

@@ -74,7 +74,8 @@ def check_shards_against_reference(ctx: Context) -> dict:
                  None if base is None else base[1][:, lo:hi])):
             judged = judge(what, actual, exact, dtype, attainable=a, pytorch=b)
             if what == "grad":  # each rank's shard gradient under its own name
-                metrics.update(judged.metrics(f"grad_rank{rank}"))
+                metrics.update(judged.metrics(f"grad_rank{rank}"),
+                               **{f"grad_rank{rank}_within": judged.problem is None})
             if judged.diff.max_abs >= worst.get(what, (-1.0,))[0]:
                 worst[what] = (judged.diff.max_abs, judged, rank)
             if judged.problem:

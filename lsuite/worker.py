@@ -95,6 +95,11 @@ class _TorchState:
         return changed
 
 
+def record_ref(impl) -> tuple[str, str]:
+    """How another process rebuilds a record: the catalog by name, or the SPEC it came from."""
+    return ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
+
+
 def _record(ref: tuple[str, str]):
     """The implementation's record, rebuilt in this process: ("builtin", name) or ("spec", SPEC)."""
     from . import catalog, loading, peers
@@ -131,29 +136,39 @@ def _serve(conn) -> None:
             op, ref, payload = conn.recv()
         except (EOFError, OSError):
             return
-        try:
+
+        def serve_one(op=op, ref=ref, payload=payload):
             if ref not in records:
                 records[ref] = _record(ref)
             record = records[ref]
             if op == "describe":
-                reply = ("ok", _describe(record))
-            elif op == "when":
+                return _describe(record)
+            if op == "when":
                 index, case = payload
-                reply = ("ok", bool(record.known_defects[index].when(case)))
-            else:
-                function, case, seed, args = payload
-                ctx = Context(impl=record, case=case, seed=seed)
-                reply = ("ok", functions[function](ctx, *args))
-        except CheckFailed as exc:
-            reply = ("failed", _cut(exc.what))
-        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too
-            where = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            reply = ("failed", _cut(f"the implementation raised {where}"))
-        changed = state.restore()
-        try:
-            conn.send(reply + (changed,))
-        except Exception as exc:  # an unpicklable result
-            conn.send(("failed", _cut(f"its result could not be sent back: {exc}"), changed))
+                return bool(record.known_defects[index].when(case))
+            function, case, seed, args = payload
+            return functions[function](Context(impl=record, case=case, seed=seed), *args)
+
+        answer(conn, serve_one, state)
+
+
+def answer(conn, call, state: _TorchState, after=tuple) -> None:
+    """One request of a worker or a rank: call(), then the torch state it changed restored,
+    and the reply sent: ("ok", result) or ("failed", why), the changes, then after()'s
+    fields (a rank's: whether its group is intact). A check's failure is its message;
+    anything else escaping (SystemExit and KeyboardInterrupt too) is the implementation's."""
+    try:
+        reply = ("ok", call())
+    except CheckFailed as exc:
+        reply = ("failed", _cut(exc.what))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too
+        where = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        reply = ("failed", _cut(f"the implementation raised {where}"))
+    changed = state.restore()
+    try:
+        conn.send(reply + (changed, *after()))
+    except Exception as exc:  # an unpicklable result
+        conn.send(("failed", _cut(f"its result could not be sent back: {exc}"), changed, *after()))
 
 
 def main(conn) -> None:  # the process target (importable by the fork server)
@@ -286,7 +301,7 @@ class Pool:
         if wait <= 0:
             raise ctx.fail(f"not run: the check's time limit of {limit:g} s is used up")
         key = impl.name if impl.origin == "builtin" else impl.origin
-        ref = ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
+        ref = record_ref(impl)
         started = time.monotonic()
         try:
             reply, ready = self._request(key, ("call", ref, (function, ctx.case, ctx.seed, args)), wait)

@@ -61,7 +61,14 @@ def _entry(metrics: dict, prefix: str) -> dict:
             "max_rel_err": _num(metrics.get(f"{prefix}_max_rel_err")),
             "budget": _num(metrics.get(f"{prefix}_budget")),
             "baseline_abs_err": _num(metrics.get(f"baseline_{prefix}_abs_err")),
-            "attainable_abs_err": _num(metrics.get(f"attainable_{prefix}_abs_err"))}
+            "attainable_abs_err": _num(metrics.get(f"attainable_{prefix}_abs_err")),
+            "within": _flag(metrics.get(f"{prefix}_within"))}
+
+
+def _flag(value) -> bool | None:
+    """A recorded verdict of one gradient (True: within its budget), None when not recorded
+    (schema 1, or a gradient whose check recorded no verdict for it)."""
+    return value if isinstance(value, bool) else None
 
 
 def derive_gradients(metrics: dict, input_kind: str | None) -> dict[str, dict]:
@@ -123,7 +130,8 @@ def gradients_of(check: dict, kinds: dict[str, str]) -> dict[str, dict]:
     object of objects, else derived from its metrics."""
     recorded = check.get("gradients")
     if isinstance(recorded, dict) and all(isinstance(v, dict) for v in recorded.values()):
-        return {str(n): {f: _num(e.get(f)) for f in FIELDS} | ({"rank": e["rank"]} if _num(e.get("rank")) is not None else {})
+        return {str(n): {f: _num(e.get(f)) for f in FIELDS} | {"within": _flag(e.get("within"))}
+                | ({"rank": e["rank"]} if _num(e.get("rank")) is not None else {})
                 for n, e in recorded.items()}
     metrics = check.get("metrics")
     return derive_gradients(metrics if isinstance(metrics, dict) else {}, input_of(check, kinds))

@@ -781,24 +781,42 @@ def test_accuracy_per_gradient_shows_the_worst_error_of_each_gradient_and_rank(t
 
 
 def test_a_gradient_over_its_budget_fails_its_own_column_only(tmp_path):
+    """A failed check shows "pass" in the column of a gradient only where the check's own
+    verdict on that gradient was "within" (schema 2's `within`): an error under the budget
+    proves nothing (a wrong-shaped or NaN gradient measures 0 over its finite elements), and
+    a check without verdicts (schema 1) fails every gradient column it has."""
     results = load_results(DATA / "schema2_new_kinds.json")
     fused = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[0] and c["outcome"] == "passed"
                  and c["params"]["dtype"] == "float32" and "bias" in c["gradients"])
     fused.update(outcome="failed", message="grad_classifier: max abs error 1.00e+00 over the budget")
     fused["gradients"]["classifier"]["max_abs_err"] = 10 * fused["gradients"]["classifier"]["budget"]
+    for name in ("hidden", "bias", "classifier"):
+        fused["gradients"][name]["within"] = name != "classifier"
     vp = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[1] and c["outcome"] == "passed"
               and c["world"] == 2 and c["gradients"])
-    vp.update(outcome="failed", message="rank 1 of 2: grad: max abs error NaN")
-    vp["gradients"]["rank1"]["max_abs_err"] = math.nan
+    vp.update(outcome="failed", message="rank 1 of 2: grad: actual shape (3,) vs expected (4, 6)")
+    vp["gradients"]["rank1"].update(max_abs_err=0.0, within=False)  # nothing finite to compare
+    vp["gradients"]["rank0"]["within"] = True
+    unjudged = next(c for c in results["checks"] if c["impl"] == NEW_KINDS[0] and c["outcome"] == "passed"
+                    and c["params"]["dtype"] == "float64" and "bias" in c["gradients"])
+    unjudged.update(outcome="failed", message="value: NaN where the reference is finite")
+    for entry in unjudged["gradients"].values():
+        entry.pop("within", None)
     _, tree = render(tmp_path, results)
     cells = section_cells(tree, "matrix-hidden_states", NEW_KINDS[0])
     assert cells["gradient:classifier"].attrs["data-state"] == "fail"
     assert "over the budget" in cells["gradient:classifier"].attrs["title"]
-    assert cells["gradient:hidden"].attrs["data-state"] == cells["gradient:bias"].attrs["data-state"] == "pass"
+    assert cells["gradient:hidden"].attrs["data-state"] == cells["gradient:bias"].attrs["data-state"] == "fail"
+    assert "NaN where the reference is finite" in cells["gradient:hidden"].attrs["title"]
     assert cells["dtype:float32"].attrs["data-state"] == "fail"
     cells = section_cells(tree, "matrix-vocab_parallel", NEW_KINDS[1])
     assert cells["gradient:rank1"].attrs["data-state"] == "fail"
     assert cells["gradient:rank0"].attrs["data-state"] == "pass"
+    unjudged.update(outcome="passed", message="")
+    _, tree = render(tmp_path, results)
+    cells = section_cells(tree, "matrix-hidden_states", NEW_KINDS[0])
+    assert cells["gradient:hidden"].attrs["data-state"] == cells["gradient:bias"].attrs["data-state"] == "pass"
+    assert cells["gradient:classifier"].attrs["data-state"] == "fail"
     row = gradient_rows(tree)[NEW_KINDS[0], "float32", "classifier", None]
     assert row[-1] == "10"
     assert "bad" in tree.find("tr", data_impl=NEW_KINDS[0], data_dtype="float32",
@@ -835,7 +853,7 @@ def test_the_collector_writes_schema_2_fields_for_every_input_kind():
     collector = lresults.Collector({"impls": impls})
     metrics = {"ce": {"grad_max_abs_err": 1e-7, "grad_budget": 1e-6},
                "fused": {"grad_hidden_max_abs_err": 1e-7, "grad_classifier_max_abs_err": 2e-7,
-                         "grad_classifier_budget": 1e-6},
+                         "grad_classifier_budget": 1e-6, "grad_classifier_within": False},
                "vp": {"grad_max_abs_err": 3e-7, "grad_rank0_max_abs_err": 1e-7, "grad_rank1_max_abs_err": 3e-7,
                       "grad_worst_rank": 1, "world": 2}}
     for impl, m in metrics.items():
@@ -852,6 +870,8 @@ def test_the_collector_writes_schema_2_fields_for_every_input_kind():
     assert set(by["ce"]["gradients"]) == {"logits"} and by["ce"]["gradients"]["logits"]["budget"] == 1e-6
     assert set(by["fused"]["gradients"]) == {"hidden", "classifier"}
     assert by["fused"]["gradients"]["classifier"] == {"max_abs_err": 2e-7, "max_rel_err": None, "budget": 1e-6,
-                                                      "baseline_abs_err": None, "attainable_abs_err": None}
+                                                      "baseline_abs_err": None, "attainable_abs_err": None,
+                                                      "within": False}
+    assert by["fused"]["gradients"]["hidden"]["within"] is None  # no verdict recorded
     assert set(by["vp"]["gradients"]) == {"rank0", "rank1"} and by["vp"]["gradients"]["rank1"]["rank"] == 1
     reports.validate(json.loads(json.dumps(payload, default=str)))
