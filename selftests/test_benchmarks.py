@@ -87,20 +87,22 @@ def _rounds(ratio, spread=0.03, n=12, seed=0):
 
 
 def test_gate_flags_a_significant_slowdown_beyond_the_effect_size_with_its_interval():
-    findings = regression.regressions([_entry(samples=_rounds(3.0 * 1.6, seed=1))],
+    slow = 1 + benchdiff.RATIO_THRESHOLD + 0.3  # beyond the effect size the gate needs
+    findings = regression.regressions([_entry(samples=_rounds(3.0 * slow, seed=1))],
                                       [_entry(samples=_rounds(3.0, seed=2))])
     assert [f.quantity for f in findings] == ["ratio_to_builtin"]
     message = findings[0].message()
     for words in ("seed001_kldiv", "n=1024 k=32000", "forward_backward", "slower: +", "p<", "could detect"):
         assert words in message, message
-    pair = benchdiff.diff([_entry(samples=_rounds(3.0, seed=2))], [_entry(samples=_rounds(3.0 * 1.6, seed=1))]).pairs[0]
-    assert pair.speed.low < 0.6 < pair.speed.high and pair.speed.detectable < 0.6
+    pair = benchdiff.diff([_entry(samples=_rounds(3.0, seed=2))], [_entry(samples=_rounds(3.0 * slow, seed=1))]).pairs[0]
+    assert pair.speed.low < slow - 1 < pair.speed.high and pair.speed.detectable < slow - 1
 
 
 def test_gate_needs_both_significance_and_effect_size():
     base = _entry(samples=_rounds(3.0, seed=2))
     small = _entry(samples=_rounds(3.0 * 1.2, spread=0.005, seed=1))  # significant, but +20%
-    noisy = _entry(samples=_rounds(3.0 * 1.5, spread=1.0, n=8, seed=3))  # +50%, but noise this large
+    # beyond the effect size, but noise this large
+    noisy = _entry(samples=_rounds(3.0 * (1 + benchdiff.RATIO_THRESHOLD + 0.1), spread=1.0, n=8, seed=3))
     quiet = _entry(samples=_rounds(3.0, spread=0.005, seed=2))
     assert regression.regressions([small], [quiet]) == []
     assert regression.regressions([noisy], [base]) == []

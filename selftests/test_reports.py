@@ -528,12 +528,12 @@ def test_report_shows_the_interval_the_decision_and_why_for_sampled_benchmarks(t
     baseline["benchmarks"] = [dict(bench_entry(k, 2.0, 3.0), ratio_samples=list(2.0 * np.exp(rng.normal(0, 0.02, 12))))
                               for k in (1000, 8192)]
     current = copy.deepcopy(baseline)
-    current["benchmarks"][0]["ratio_samples"] = list(3.2 * np.exp(rng.normal(0, 0.02, 12)))  # +60%
+    current["benchmarks"][0]["ratio_samples"] = list(4.2 * np.exp(rng.normal(0, 0.02, 12)))  # +110%
     current["benchmarks"][1]["ratio_samples"] = list(2.02 * np.exp(rng.normal(0, 0.02, 12)))  # +1%
     _, tree = render(tmp_path, current, baseline=baseline, name="sampled.html")
     (row,) = tree.find("table", id="bench-flagged").find_all("tr", data_regressed="yes")
     text = row.text()
-    for words in ("slower: +", "[+", "p<", "could detect", "2×", "3.2×"):
+    for words in ("slower: +", "[+", "p<", "could detect", "2×", "4.2×"):
         assert words in text, text
     calm = [r for r in tree.find("table", id="bench-changes").find_all("tr", data_regressed="no")]
     assert len(calm) == 1 and "within noise" in calm[0].text()
