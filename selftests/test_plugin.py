@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lsuite import results
+
 ROOT = Path(__file__).resolve().parents[1]
 DROPINS = ROOT / "selftests" / "impls" / "dropins.py"
 EXAMPLE = ROOT / "examples" / "my_label_smoothing.py"
@@ -203,7 +205,7 @@ def test_results_json_is_complete_and_the_same_under_xdist(pytester):
     spec = f"{EXAMPLE}:LabelSmoothedCE"
     _, serial = run_suite(pytester, "--ls-impl", spec, "-k", "dtype or argument")
     _, parallel = run_suite(pytester, "--ls-impl", spec, "-k", "dtype or argument", "-n", "2")
-    assert serial["schema"] == 1 and serial["complete"] is True
+    assert serial["schema"] == results.SCHEMA == 2 and serial["complete"] is True
     for key in ("torch", "numpy", "cuda", "seed", "impls", "command", "suite_commit"):
         assert key in serial["environment"]
     entry = serial["checks"][0]
