@@ -85,7 +85,8 @@ def from_rows(rows2d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(rows2d.reshape(moved), -1, 1)
 
 
-def _steps(count: int) -> int:
+def summation_steps(count: int) -> int:
+    """Rounding steps of a pairwise sum of `count` terms (the depth of its tree)."""
     return math.ceil(math.log2(count)) if count > 1 else 0
 
 
@@ -108,7 +109,7 @@ def attainable(inputs: Inputs, dtype: str, value_ref, grad_ref) -> Attainable:
     weight = np.ones(num_classes) if inputs.weight is None else inputs.weight
     finite = np.isfinite(z)
     z0 = np.where(finite, z, 0.0)
-    u32, steps_k = UNIT_ROUNDOFF["float32"], _steps(num_classes) + FLOAT32_STEPS
+    u32, steps_k = UNIT_ROUNDOFF["float32"], summation_steps(num_classes) + FLOAT32_STEPS
     if inputs.cotangent is not None:
         scale = np.abs(reference.rows_last(inputs.cotangent) if spec.form == "bce" else
                        np.asarray(inputs.cotangent, dtype=float).reshape(-1, 1))
@@ -142,7 +143,7 @@ def attainable(inputs: Inputs, dtype: str, value_ref, grad_ref) -> Attainable:
     else:  # Σ_r s_r l_r: the rows' own errors plus ceil(log2 R) roundings of the sum
         own_steps = steps_k if spec.form != "bce" else FLOAT32_STEPS
         total = float(np.sum(scale * elements)) if elements.size else 0.0
-        value = _rounded_once(dtype, value_ref) + total * (1 + _steps(elements.size) / own_steps)
+        value = _rounded_once(dtype, value_ref) + total * (1 + summation_steps(elements.size) / own_steps)
     return Attainable(np.where(np.isfinite(value_ref), value, np.nan),
                       np.where(np.isfinite(grad_ref), grad, np.nan))
 

@@ -158,10 +158,7 @@ def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
         leaves = [t for t in (hidden, classifier, bias) if t is not None]
 
         def call():
-            try:
-                return loss_fn(hidden, classifier, target, bias)
-            except Exception as exc:  # the implementation's own failure, as runner.call says it
-                raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+            return runner.call_linear(ctx, loss_fn, hidden, classifier, target, bias)
     else:
         logits, target = inputs(point, seed)
         leaves = [logits]

@@ -12,7 +12,6 @@ runner (lsuite/runner.py, `Feed(hidden=, classifier=, bias=)`, gradients in
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import torch
@@ -21,17 +20,13 @@ import torch.nn.functional as F
 import reference
 
 from . import claims, severity, tolerances
-from .attainable import attainable, finite_max, target_rows
+from .attainable import attainable, finite_max, summation_steps, target_rows
 from .cases import Inputs, LinearInputs, make_linear_inputs, round_to
 from .harness import judge
-from .properties import assert_same
+from .properties import assert_same, relabel, seeded_order
 from .runner import Context, Feed, run
 
 GRADIENTS = tolerances.LINEAR_GRADIENTS
-
-
-def _steps(count: int) -> int:
-    return math.ceil(math.log2(count)) if count > 1 else 0
 
 
 def expected(inputs: LinearInputs) -> dict[str, np.ndarray | float | None]:
@@ -70,9 +65,9 @@ def linear_attainable(inputs: LinearInputs, dtype: str, exact: dict) -> dict:
     u, u32 = tolerances.UNIT_ROUNDOFF[dtype], tolerances.UNIT_ROUNDOFF["float32"]
     half = tolerances.SUBNORMAL_SPACING[dtype] / 2
     N, K = G.shape
-    carried = {"hidden": dG @ W + _steps(K) * u32 * (G @ W),
-               "classifier": dG.T @ h + _steps(N) * u32 * (G.T @ h),
-               "bias": dG.sum(axis=0) + _steps(N) * u32 * G.sum(axis=0)}
+    carried = {"hidden": dG @ W + summation_steps(K) * u32 * (G @ W),
+               "classifier": dG.T @ h + summation_steps(N) * u32 * (G.T @ h),
+               "bias": dG.sum(axis=0) + summation_steps(N) * u32 * G.sum(axis=0)}
     out = {"value": np.abs(np.asarray(at_r["value"]) - np.asarray(exact["value"])) + att.value}
     for name in GRADIENTS:
         if exact[name] is None:
@@ -189,10 +184,8 @@ def class_permutation(ctx: Context) -> None:
     """Classifier rows (and bias entries) permuted, targets relabelled: the same value and
     dh; dW and db permuted the same way."""
     inputs = make_linear_inputs(ctx.impl, ctx.case, ctx.seed)
-    order = np.random.default_rng(PERMUTATION_SEED).permutation(ctx.case.K)
-    inverse = np.argsort(order)
-    kept = (inputs.target >= 0) & (inputs.target < ctx.case.K)
-    target = np.where(kept, inverse[np.where(kept, inputs.target, 0)], inputs.target)
+    order = seeded_order(ctx, ctx.case.K, PERMUTATION_SEED)
+    target = relabel(ctx, inputs.target, order)
     before = _outputs(ctx, inputs)
     after = _outputs(ctx, inputs, classifier=inputs.classifier[order], target=target,
                      bias=None if inputs.bias is None else inputs.bias[order],

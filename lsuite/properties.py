@@ -110,14 +110,29 @@ def shift_invariance(ctx: Context, sample: Sample, shifts: np.ndarray) -> None:
     assert_same(ctx, "grad after shift", moved.grad, base.grad, logit_scale=scale)
 
 
+def seeded_order(ctx: Context, K: int, seed: int) -> np.ndarray:
+    """A seeded permutation of the K classes that leaves fixed_classes in place."""
+    fixed = fixed_classes(ctx, K)
+    movable = [c for c in range(K) if c not in fixed]
+    order = np.arange(K)
+    order[movable] = np.random.default_rng(seed).permutation(movable)
+    return order
+
+
+def relabel(ctx: Context, target: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The targets once the classes are permuted by `order` (class order[j] moves to j);
+    targets equal to the ignore_index passed stay as they are."""
+    inverse = np.argsort(order)  # new position of old class c
+    index = ctx.case.passed_ignore_index
+    kept = target != index if index is not None else np.ones(target.shape, bool)
+    return np.where(kept, inverse[np.where(kept, target, 0)], target)
+
+
 def class_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
     """Permuting classes (targets and weights remapped) permutes the gradient, keeps the value."""
     ctx = context_for(ctx, sample)
     axis = class_axis(sample.logits)
-    inverse = np.argsort(order)  # new position of old class c
-    kept = sample.target != ctx.case.passed_ignore_index if ctx.case.passed_ignore_index is not None \
-        else np.ones(sample.target.shape, bool)
-    target = np.where(kept, inverse[np.where(kept, sample.target, 0)], sample.target)
+    target = relabel(ctx, sample.target, order)
     weight = None if sample.weight is None else sample.weight[order]
     logits = np.take(sample.logits, order, axis=axis)
     base = evaluate(ctx, sample)

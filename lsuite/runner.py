@@ -136,6 +136,18 @@ def call(ctx: Context, loss_fn: Callable, logits, target):
         raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
 
 
+def call_linear(ctx: Context, loss_fn: Callable, hidden, classifier, target, bias):
+    """Forward through a hidden-states record: loss_fn(hidden, classifier, target, bias), on
+    copies of the tensors if the record says it writes into its inputs (as `call`)."""
+    if ctx.impl.mutates_input:
+        hidden, classifier = hidden.clone(), classifier.clone()
+        bias = None if bias is None else bias.clone()
+    try:
+        return loss_fn(hidden, classifier, target, bias)
+    except Exception as exc:
+        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+
+
 def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
     """Raise on output that cannot be compared; return the problems that still can be."""
     if not isinstance(out, torch.Tensor):
@@ -239,10 +251,7 @@ def _run_linear(ctx: Context, feed: Feed) -> Outcome:
     saved = _snapshot(now)
     loss_fn = build(ctx, weight)
     with torch.set_grad_enabled(feed.grad):
-        try:
-            out = loss_fn(leaves["hidden"], leaves["classifier"], target, leaves.get("bias"))
-        except Exception as exc:
-            raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+        out = call_linear(ctx, loss_fn, leaves["hidden"], leaves["classifier"], target, leaves.get("bias"))
     notes = _check_output(ctx, out, feed)
     _check_unchanged(ctx, saved, now, "the forward pass")
     value = out.detach().double().cpu().numpy()

@@ -18,7 +18,7 @@ from . import assertions, claims, distributed, severity, tolerances
 from .attainable import attainable, finite_max
 from .cases import make_inputs, round_to, shard_bounds
 from .harness import judge, rounded_expectation
-from .properties import assert_same
+from .properties import assert_same, relabel, seeded_order
 from .runner import Context, Feed
 from .torch_error import pytorch_outputs
 
@@ -26,11 +26,12 @@ SHIFT = 2.0  # added to every logit of a row (all shards)
 PERMUTATION_SEED = 7
 
 
-def _feed(inputs, logits=None, target=None, cotangent=None) -> Feed:
+def _feed(inputs, logits=None, target=None, cotangent=None, weight=None) -> Feed:
     cot = inputs.cotangent if cotangent is None else cotangent
     shape = () if cot is None else tuple(cot.shape)
     return Feed(inputs.logits if logits is None else logits,
-                inputs.target if target is None else target, inputs.weight, cot, expect_shape=shape)
+                inputs.target if target is None else target,
+                inputs.weight if weight is None else weight, cot, expect_shape=shape)
 
 
 def _whole(outcomes) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +102,12 @@ def world_size_changes_nothing(ctx: Context) -> None:
     inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
     worlds = [w for w in ctx.impl.worlds
               if ctx.case.K >= w and (ctx.case.K % w == 0 or ctx.impl.uneven_shards)]
+    if 1 not in worlds or len(worlds) < 2:
+        import pytest
+
+        pytest.skip(f"world sizes {worlds} (claimed and dividing K={ctx.case.K}): nothing to compare with world 1")
     results = {w: _whole(distributed.run_ranks(ctx, _feed(inputs), w)) for w in worlds}
-    first = worlds[0]
+    first = 1
     for w in worlds[1:]:
         _same(ctx, inputs, results[first], results[w], f"at world {w} vs world {first}")
 
@@ -118,13 +123,12 @@ def shift_invariance(ctx: Context) -> None:
 def class_permutation(ctx: Context) -> None:
     """Columns permuted across the shards, targets relabelled: same value, gradient permuted."""
     inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
-    order = np.random.default_rng(PERMUTATION_SEED).permutation(ctx.case.K)
-    inverse = np.argsort(order)
-    kept = (inputs.target >= 0) & (inputs.target < ctx.case.K)
-    target = np.where(kept, inverse[np.where(kept, inputs.target, 0)], inputs.target)
+    order = seeded_order(ctx, ctx.case.K, PERMUTATION_SEED)
+    weight = None if inputs.weight is None else inputs.weight[order]
     before = _whole(distributed.run_ranks(ctx, _feed(inputs), ctx.case.world))
     after = _whole(distributed.run_ranks(ctx, _feed(inputs, logits=inputs.logits[:, order],
-                                                    target=target), ctx.case.world))
+                                                    target=relabel(ctx, inputs.target, order),
+                                                    weight=weight), ctx.case.world))
     _same(ctx, inputs, (before[0], before[1][:, order]), after, "after permuting the classes across shards")
 
 

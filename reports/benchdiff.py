@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from .inputs import LOGITS
+
 # The input's parts come after the implementation and the shape stays last (key[-1] is k).
 KEY = ("impl", "input", "hidden_size", "world", "rank", "device", "dtype", "pass", "n", "k")
-LOGITS = "logits"  # the `input` of an entry that has none (every entry before the new kinds)
 GATE = "benchmark_gate"  # results.json top-level key: thresholds and the gate's findings
 SAMPLES = "ratio_samples"  # per-round impl/builtin time ratios of an entry (timing mode)
 MAX_SAMPLES = 50  # stored per entry, at most (an entry with more keeps evenly spaced ones)
