@@ -332,12 +332,11 @@ def _time(benchmark, work: Workload, point: Point, companions: dict[str, Workloa
 
 
 def peak(work: Workload, point: Point) -> int:
-    """The peak bytes of one call beyond its inputs: the median of MEMORY_CALLS calls. Single
-    calls stray by one logits' size either way: the first call after timing can pay a
-    one-off (+1; 1 of 96 points once), and a backward can free tensors its setup allocated
-    before the allocation that makes its peak, in an order that changes from call to call
-    (measured: seed000_quiz_exclusive's backward at 1024 x 1000 peaked 2, 1, 2, 2 logits in
-    four calls, in every fresh process; the minimum of three then differed between runs)."""
+    """The peak bytes of one call beyond its inputs: the median of MEMORY_CALLS calls (every
+    call's arguments fresh from the workload's setup). Replayed by address
+    (lsuite/memory.py), the calls of a point agree exactly; the median keeps one call's
+    stray, should an implementation allocate differently from call to call, out of the
+    entry."""
     peaks = sorted(memory.peak_bytes(work.run, *timing.call_args(work.setup), point.device)
                    for _ in range(MEMORY_CALLS))
     return peaks[len(peaks) // 2]

@@ -43,25 +43,30 @@ MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 8, 40, 1.0
 MIN_ROUND_S = 0.05
 
 
-# glibc's malloc adapts its mmap threshold to the process's history: freeing an mmapped
-# chunk raises the threshold to that chunk's size (up to 32 MiB), and the heap top is trimmed
-# back to the kernel past a threshold that follows it. Whether a 16-32 MiB temporary is fresh
-# pages (faulted in and zeroed on every call) or reused heap therefore depends on which
-# benchmarks ran before in the process. Measured here: the forward of seed002_ce_weighted at
-# 1024 x 8192 bfloat16 took 22 ms in a fresh process and 11.5 ms after one other recipe's
-# k = 1000 forward, 27 ms after a k = 8192 one (one thread, thread CPU time); two quick
-# sweeps of the same commit differed by up to +84% on such entries. With the threshold set
-# (mallopt also turns the adaptation off) and trimming far away, the same point took 10-13 ms
-# after every history. Larger allocations are mmapped on every call, also consistently.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h parameter numbers
-MMAP_THRESHOLD = 32 * 2**20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
-TRIM_THRESHOLD = 2**30
+# glibc's malloc serves allocations above its mmap threshold (128 KiB, adapting up to
+# 32 MiB with the process's history) with fresh pages from the kernel on every call, and
+# gives freed heap back past a trim threshold. A loss at 1024 x 8192 float32 allocates
+# 32 MiB tensors, so its time then includes faulting in and zeroing them, a kernel and
+# hypervisor cost that has nothing to do with the loss: measured here (one thread, thread
+# CPU time, fresh processes), the builtin's backward at 1024 x 32000 took 184-190 ms with
+# fresh pages and 74-78 ms with reused ones; seed001_kldiv's forward at 1024 x 8192, 168-178
+# against 82-87 ms. Worse, that cost moves between processes on this VM (the guest returns
+# freed pages to the host, virtio-balloon free page reporting): with the mmap threshold
+# pinned at 32 MiB, the builtin's backward at 1024 x 32000 took 111 ms in one quick sweep
+# and 171-175 ms in two others, and same-commit ratios moved by up to 67%.
+# `pin_allocator` turns mmap off (M_MMAP_MAX 0: every allocation from the heap, which this
+# process's single benchmark thread owns) and trimming too (M_TRIM_THRESHOLD INT_MAX): after
+# a warm-up call, every measured call reuses memory the process already has, whatever ran
+# before it. What is measured is the loss's own work and memory traffic.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h parameter numbers
+TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: never trim
 
 
 def pin_allocator() -> str:
-    """Fix glibc malloc's mmap and trim thresholds in this process (benchmark sessions and
-    their ranks only): what a call allocates then costs the same whatever ran before it.
-    Returns what was done, for results.json (another C library: nothing, and says so)."""
+    """Make glibc malloc keep and reuse what a process frees (benchmark sessions and their
+    ranks only): no mmap, no trimming, so that what a call allocates costs the same whatever
+    ran before it, and no call pays for fresh pages. Returns what was done, for results.json
+    (another C library: nothing, and says so)."""
     import ctypes
     import ctypes.util
 
@@ -69,10 +74,10 @@ def pin_allocator() -> str:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return "not pinned: this C library has no mallopt (not glibc)"
-    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
-        return "not pinned: mallopt refused the thresholds"
-    return (f"glibc malloc pinned (mallopt): M_MMAP_THRESHOLD {MMAP_THRESHOLD} bytes, "
-            f"M_TRIM_THRESHOLD {TRIM_THRESHOLD} bytes")
+    if mallopt(M_MMAP_MAX, 0) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+        return "not pinned: mallopt refused the settings"
+    return (f"glibc malloc pinned (mallopt): M_MMAP_MAX 0 (no mmap), "
+            f"M_TRIM_THRESHOLD {TRIM_THRESHOLD} bytes (no trimming)")
 
 
 def synchronize(device: str) -> None:
