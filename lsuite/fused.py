@@ -20,10 +20,10 @@ import torch.nn.functional as F
 import reference
 
 from . import claims, severity, tolerances
-from .attainable import attainable, finite_max, summation_steps, target_rows
+from .attainable import attainable, summation_steps, target_rows
 from .cases import Inputs, LinearInputs, make_linear_inputs, round_to
 from .harness import judge
-from .properties import assert_same, relabel, seeded_order
+from .properties import PERMUTATION_SEED, SHIFT, assert_same_outputs, relabel, seeded_order
 from .runner import Context, Feed, run
 
 GRADIENTS = tolerances.LINEAR_GRADIENTS
@@ -105,15 +105,6 @@ def pytorch_linear_outputs(inputs: LinearInputs, dtype: str) -> dict:
     return {"value": value, **{n: t.grad.double().numpy() for n, t in leaves.items()}}
 
 
-def _expected_value(ctx: Context, inputs: LinearInputs, value):
-    if ctx.impl.empty_mean == "zero" and ctx.case.reduction in claims.MEANS:
-        D = reference.denominator(np.broadcast_to(np.zeros(()), (ctx.case.N, ctx.case.K)),
-                                  inputs.target, inputs.spec, weight=inputs.weight)
-        if D == 0:
-            return 0.0
-    return value
-
-
 def feed(inputs: LinearInputs, **changes) -> Feed:
     shape = () if inputs.cotangent is None else tuple(inputs.cotangent.shape)
     base = Feed(None, inputs.target, inputs.weight, inputs.cotangent, expect_shape=shape,
@@ -126,7 +117,7 @@ def check_linear_against_reference(ctx: Context) -> dict:
     inputs = severity.suite_step("making the case's inputs", make_linear_inputs, ctx.impl,
                                  ctx.case, ctx.seed)
     exact = severity.suite_step("computing the reference", expected, inputs)
-    exact["value"] = _expected_value(ctx, inputs, exact["value"])
+    exact["value"] = claims.expected_value(ctx.impl, ctx.case.reduction, inputs, exact["value"])
     out = run(ctx, feed(inputs))
     dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)
     base = None if dtype == "float64" else pytorch_linear_outputs(inputs, dtype)
@@ -154,21 +145,9 @@ def check_linear_against_reference(ctx: Context) -> dict:
 
 # ------------------------------------------------------------------------- invariants
 
-SHIFT = 2.0  # added to every bias entry: a shift of every logit by the same constant
-PERMUTATION_SEED = 7  # the seeded permutations of classes and rows (a node id is a repro)
-
-
-def _same(ctx: Context, inputs: LinearInputs, before: dict, after: dict, what: str) -> None:
-    """Judge two runs that exact arithmetic makes equal (lsuite/properties.py's assertion)."""
-    logit_scale = finite_max(np.abs(inputs.logits))
-    for name, expected in before.items():
-        label = "value" if name == "value" else f"grad_{name}"
-        assert_same(ctx, f"{label} after {what}", after[name], expected, logit_scale=logit_scale)
-
-
 def _outputs(ctx: Context, inputs: LinearInputs, **changes) -> dict:
     out = run(ctx, feed(inputs, **changes))
-    return {"value": np.asarray(out.value), **out.grads}
+    return {"value": np.asarray(out.value), **{f"grad_{name}": grad for name, grad in out.grads.items()}}
 
 
 def bias_shift(ctx: Context) -> None:
@@ -177,7 +156,7 @@ def bias_shift(ctx: Context) -> None:
     shifted = round_to(inputs.bias + SHIFT, ctx.case.dtype)
     before = _outputs(ctx, inputs)
     after = _outputs(ctx, inputs, bias=shifted)
-    _same(ctx, inputs, before, after, f"adding {SHIFT:g} to every bias entry")
+    assert_same_outputs(ctx, inputs.logits, before, after, f"after adding {SHIFT:g} to every bias entry")
 
 
 def class_permutation(ctx: Context) -> None:
@@ -190,11 +169,11 @@ def class_permutation(ctx: Context) -> None:
     after = _outputs(ctx, inputs, classifier=inputs.classifier[order], target=target,
                      bias=None if inputs.bias is None else inputs.bias[order],
                      weight=None if inputs.weight is None else inputs.weight[order])
-    expected = {"value": before["value"], "hidden": before["hidden"],
-                "classifier": before["classifier"][order]}
-    if "bias" in before:
-        expected["bias"] = before["bias"][order]
-    _same(ctx, inputs, expected, after, "permuting the classifier's rows")
+    expected = {"value": before["value"], "grad_hidden": before["grad_hidden"],
+                "grad_classifier": before["grad_classifier"][order]}
+    if "grad_bias" in before:
+        expected["grad_bias"] = before["grad_bias"][order]
+    assert_same_outputs(ctx, inputs.logits, expected, after, "after permuting the classifier's rows")
 
 
 def batch_permutation(ctx: Context) -> None:
@@ -206,7 +185,7 @@ def batch_permutation(ctx: Context) -> None:
     cotangent = None if inputs.cotangent is None else inputs.cotangent[order]
     after = _outputs(ctx, inputs, hidden=inputs.hidden[order], target=inputs.target[order],
                      cotangent=cotangent)
-    expected = dict(before, hidden=before["hidden"][order])
+    expected = dict(before, grad_hidden=before["grad_hidden"][order])
     if ctx.case.reduction == "none":
         expected["value"] = before["value"][order]
-    _same(ctx, inputs, expected, after, "permuting the batch")
+    assert_same_outputs(ctx, inputs.logits, expected, after, "after permuting the batch")

@@ -77,6 +77,22 @@ def assert_same(ctx: Context, what: str, actual, expected, *, logit_scale: float
     assert_close(what, actual, expected, budget, fail=ctx.fail)
 
 
+# The invariants on fixed inputs of the records not called on one logits tensor
+# (lsuite/fused.py, lsuite/vocab_parallel.py): the constant added to every logit, and the
+# seed of their permutations of classes and rows (a node id is a repro).
+SHIFT = 2.0
+PERMUTATION_SEED = 7
+
+
+def assert_same_outputs(ctx: Context, logits, expected: dict, actual: dict, what: str) -> None:
+    """Every named output of two runs that exact arithmetic makes equal ("value", "grad",
+    "grad_hidden", ...), within the invariant budget of logits this large."""
+    __tracebackhide__ = True
+    logit_scale = finite_max(np.abs(logits))
+    for name, value in expected.items():
+        assert_same(ctx, f"{name} {what}", actual[name], value, logit_scale=logit_scale)
+
+
 def class_axis(array: np.ndarray) -> int:
     return 0 if array.ndim == 1 else 1
 

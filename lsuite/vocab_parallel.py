@@ -15,15 +15,12 @@ import numpy as np
 import reference
 
 from . import assertions, claims, distributed, severity, tolerances
-from .attainable import attainable, finite_max
+from .attainable import attainable
 from .cases import make_inputs, round_to, shard_bounds
 from .harness import judge, rounded_expectation
-from .properties import assert_same, relabel, seeded_order
+from .properties import PERMUTATION_SEED, SHIFT, assert_same_outputs, relabel, seeded_order
 from .runner import Context, Feed
 from .torch_error import pytorch_outputs
-
-SHIFT = 2.0  # added to every logit of a row (all shards)
-PERMUTATION_SEED = 7
 
 
 def _feed(inputs, logits=None, target=None, cotangent=None, weight=None) -> Feed:
@@ -91,10 +88,9 @@ def check_shards_against_reference(ctx: Context) -> dict:
 
 
 def _same(ctx: Context, inputs, expected: tuple, actual: tuple, what: str) -> None:
-    """Judge two runs that exact arithmetic makes equal (lsuite/properties.py's assertion)."""
-    logit_scale = finite_max(np.abs(inputs.logits))
-    for name, a, e in (("value", actual[0], expected[0]), ("grad", actual[1], expected[1])):
-        assert_same(ctx, f"{name} {what}", a, e, logit_scale=logit_scale)
+    """(value, grad) of two runs that exact arithmetic makes equal."""
+    assert_same_outputs(ctx, inputs.logits, dict(zip(("value", "grad"), expected, strict=True)),
+                        dict(zip(("value", "grad"), actual, strict=True)), what)
 
 
 def world_size_changes_nothing(ctx: Context) -> None:
