@@ -231,8 +231,8 @@ def test_benchmarks_skip_unless_asked(pytester):
 
 SLOW = ROOT / "selftests" / "impls" / "slow.py"
 # Two points of the quick sweep: the forward and forward+backward at 1024 x 1000 float32,
-# where the mutants cost +15% (the extra clone) to +60% (float64) in time on this machine
-# (README, Benchmarks).
+# where the mutants cost +22% (the extra clone's forward+backward) to +230% (float64's
+# forward) in time on this machine (README, Benchmarks).
 MUTANT_POINT = "candidate and cpu and float32 and forward and k1000"
 
 

@@ -97,6 +97,8 @@ def test_vocab_parallel_speed_and_memory_per_rank(benchmark, ls_bench_record, ls
         pytest.skip("no vocab_parallel record under test")
     if why := distributed.unavailable(device, world):
         pytest.skip(f"{distributed.backend_for(device)} world {world}: {why}")
+    if why := bench_parallel.oversubscribed(device, world):
+        pytest.skip(why)
     threads = request.config.getoption("ls_bench_threads")
     points = [(impl, n, k, dtype) for impl in impls for n, k, dtype in bench_parallel.SIZES[ls_bench_sizes]
               if device in impl.devices and dtype in impl.dtypes and k >= world]
