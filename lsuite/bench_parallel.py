@@ -29,7 +29,6 @@ baseline_path).
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
@@ -37,7 +36,7 @@ import torch
 
 from reports import benchdiff
 
-from . import bench, catalog, distributed, memory, runner, timing
+from . import bench, catalog, distributed, machine, memory, runner, timing
 from .cases import default_case, shard_bounds
 from .runner import Context
 
@@ -50,22 +49,14 @@ WORLDS = (1, 2, 4)
 LIMIT_S = 600.0  # one point on every rank
 
 
-def cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def oversubscribed(device: str, world: int) -> str | None:
     """Why CPU ranks cannot be timed here: more ranks than cores. Each round is timed on the
     wall clock, so a rank would time its peers' turns on its core. Measured on the 2-core
-    machine, 4 quick sweeps: world 4 ranks' forward moved by up to +28% between runs of the
+    machine, 5 quick sweeps: world 4 ranks' forward moved by up to +28% between runs of the
     same commit, while world 1 and 2 stayed within the logits points' spread (README,
     Benchmarks)."""
-    if device == "cpu" and world > cores():
-        return (f"world {world} on {cores()} CPU cores: the ranks would share cores and time "
+    if device == "cpu" and world > machine.cores():
+        return (f"world {world} on {machine.cores()} CPU cores: the ranks would share cores and time "
                 f"each other (benchmark it on a machine with {world} or more cores)")
     return None
 

@@ -20,10 +20,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity; os.cpu_count() where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict:
     """CPU model, threads, GPU name and memory, torch/CUDA versions: beside every benchmark."""
     info = {
-        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpu_cores_available": cores(),
+        "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(), "torch": torch.__version__,
         "cuda_version": torch.version.cuda, "python": platform.python_version(), "gpus": [],
     }

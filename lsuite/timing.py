@@ -58,7 +58,7 @@ MIN_ROUND_S = 0.05
 # process's single benchmark thread owns) and trimming too (M_TRIM_THRESHOLD INT_MAX): after
 # a warm-up call, every measured call reuses memory the process already has, whatever ran
 # before it. What is measured is the loss's own work and memory traffic.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h parameter numbers
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h parameter numbers
 TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: never trim
 
 

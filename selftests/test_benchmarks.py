@@ -331,3 +331,13 @@ def test_instruction_counts_repeat_and_flag_every_benchmark_mutant(pytester):
                                    f"--ls-baseline={baseline}", point=one)
         found = {f["quantity"] for f in mutant["benchmark_gate"]["findings"]}
         assert result.ret == 1 and "instructions" in found, (name, mutant["benchmark_gate"])
+
+
+def test_cpu_vocab_parallel_worlds_beyond_the_cores_skip_with_the_reason(monkeypatch):
+    """More CPU ranks than cores would time each other; CUDA ranks and worlds that fit run."""
+    from lsuite import bench_parallel, machine
+
+    monkeypatch.setattr(machine, "cores", lambda: 2)
+    assert "world 4 on 2 CPU cores" in bench_parallel.oversubscribed("cpu", 4)
+    assert bench_parallel.oversubscribed("cpu", 2) is None
+    assert bench_parallel.oversubscribed("cuda", 4) is None
