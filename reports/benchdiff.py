@@ -1,6 +1,6 @@
 """Benchmarks of two runs: which entries match, and which changes are regressions.
 
-The one home of that decision. The gate (lsuite/regression.py: the exit status of a
+The one home of that decision. The gate (lsuite/benchmarking/regression.py: the exit status of a
 benchmark run against --ls-baseline) and the report's regression section
 (reports/compare.py) both call `diff`, so they decide the same way for the same pair of
 files. No torch, nothing of lsuite: NumPy and SciPy only.
@@ -18,7 +18,7 @@ those files: the median ratio grown by more than the recorded (or the old defaul
 threshold.
 
 Speed, deterministic mode (`measure` "instructions"): instructions per call counted by
-callgrind (lsuite/instructions.py); a count grown by more than INSTRUCTION_THRESHOLD is a
+callgrind (lsuite/benchmarking/instructions.py); a count grown by more than INSTRUCTION_THRESHOLD is a
 regression: no statistics needed, the count repeats to well under that.
 
 Memory: `peak_over_logits`, the allocator's peak beyond the inputs in logits' sizes
@@ -54,12 +54,12 @@ MAX_SAMPLES = 50  # stored per entry, at most (an entry with more keeps evenly s
 # the effect size a slowdown must exceed besides: within-run rounds share a process's
 # state, so two runs of the same commit differ systematically by more than any number of
 # rounds averages away. Measured (README, Benchmarks) on the project's 2-core VM, idle,
-# allocations reused (lsuite/timing.py, pin_allocator): 5 quick sweeps of the whole catalog,
+# allocations reused (lsuite/benchmarking/timing.py, pin_allocator): 5 quick sweeps of the whole catalog,
 # 20 ordered comparisons, 1,980 timed entry comparisons: the Hodges-Lehmann shift of a
 # same-commit pair reached +18.2% at most (p90 +5.4%), so 0 alarms at +20% and at +25%.
 # (Before the allocations were reused, page faults moved points by up to 67% between runs
 # and the threshold had to be +70%.) Calibrate again on the gating machine
-# (python -m lsuite.regression A B C ...); for finer gating use instruction counts.
+# (python -m lsuite.benchmarking.regression A B C ...); for finer gating use instruction counts.
 ALPHA = 0.01
 RATIO_THRESHOLD = 0.25
 CI_LEVEL = 0.95  # of the shift's confidence interval shown beside each decision
@@ -69,7 +69,7 @@ NO_SAMPLES_RATIO_THRESHOLD = 0.9
 # (README), an extra clone() of the logits adds 2-3%, an extra pass over them 30% or more.
 INSTRUCTION_THRESHOLD = 0.01
 # Memory: peak_over_logits grown by more than this many logits' sizes. Peaks are the
-# median of five calls' allocator replays (lsuite/memory.py); one more logits-sized
+# median of five calls' allocator replays (lsuite/benchmarking/memory.py); one more logits-sized
 # buffer is +1.0 and is flagged.
 MEMORY_THRESHOLD = 0.5
 CALIBRATION = ("timing: 5 same-commit quick sweeps of the catalog on an idle 2-core VM, "
@@ -459,7 +459,7 @@ def diff(baseline: list, current: list, thresholds: Thresholds | None = None) ->
 
 def spread(runs: list[list[dict]], quantity: str = "ratio_to_builtin") -> dict[tuple, float]:
     """Per benchmark, max/min - 1 of `quantity` across runs of the same commit: the noise
-    the thresholds are calibrated from (python -m lsuite.regression A.json B.json ...)."""
+    the thresholds are calibrated from (python -m lsuite.benchmarking.regression A.json B.json ...)."""
     values: dict[tuple, list[float]] = {}
     for run in runs:
         for entry in run:

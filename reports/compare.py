@@ -3,7 +3,7 @@
 Checks are matched by nodeid (stable across runs: impl, device and case are in the id).
 The two drift thresholds below decide what is worth a reader's attention; each carries
 its reason. Benchmarks are matched and judged by reports/benchdiff.py, the same code and
-the same recorded thresholds as the gate (lsuite/regression.py), so the report's
+the same recorded thresholds as the gate (lsuite/benchmarking/regression.py), so the report's
 benchmark regressions are exactly the ones that fail a gated run.
 """
 

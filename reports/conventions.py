@@ -3,7 +3,7 @@ small example (K=5, eps=0.1, target class 1), and which implementations' q coinc
 
 q is read from results.json: the run records it per implementation as
 `environment.impls[i].example_target` = {"K", "eps", "target", "pad_index", "q", "error"},
-computed by the reference (lsuite/results.py). Nothing is recomputed here: no formula
+computed by the reference (lsuite/pytest_plugin/results.py). Nothing is recomputed here: no formula
 table, no import of `reference`. A file written before q was recorded, or a record
 whose q is null (the reference failed; "error" says why), shows the row as not recorded.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The example the suite records (lsuite/results.py EXAMPLE); shown when no record says.
+# The example the suite records (lsuite/pytest_plugin/results.py EXAMPLE); shown when no record says.
 DEFAULT_EXAMPLE = {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0}
 MAX_K = 64  # a recorded K beyond this is a damaged file: the table would not fit
 SAME_Q_ATOL = 1e-12  # two q's within this (max abs difference) count as the same distribution

@@ -1,4 +1,4 @@
-"""The one atomic file writer of the project: results.json (lsuite/results.py through
+"""The one atomic file writer of the project: results.json (lsuite/pytest_plugin/results.py through
 `write_results`, and `python -m reports merge`) and report.html (reports/render.py) both
 go through `write_atomic`.
 

@@ -11,7 +11,7 @@ derived from the metrics of a schema-1 file, which did not record them.
   hidden-states record; "rank0", "rank1", ... (each rank's shard of the logits gradient,
   with its "rank") for a vocab-parallel record, whose metrics also name the worst rank.
 
-Plain standard library: lsuite/results.py writes these fields with `check_fields`, the
+Plain standard library: lsuite/pytest_plugin/results.py writes these fields with `check_fields`, the
 renderer reads them with `gradients_of` (which derives them for a schema-1 check).
 """
 
@@ -29,11 +29,11 @@ SECTIONS = ((LOGITS, "Logits records"),
 LABELS = {"logits": "d logits", "hidden": "dh (hidden)", "classifier": "dW (classifier)",
           "bias": "db (bias)"}
 # what a gradient's metrics are called in a check's metrics, after the prefix "grad" or
-# "grad_<name>" (lsuite/harness.py Judged.metrics)
+# "grad_<name>" (lsuite/judging/harness.py Judged.metrics)
 FIELDS = ("max_abs_err", "max_rel_err", "budget", "baseline_abs_err", "attainable_abs_err")
 _NAMED = re.compile(r"grad_([a-z0-9]+)_max_abs_err")
 _RANK = re.compile(r"rank([0-9]+)")
-# the backend lsuite/distributed.py starts a group with, per device
+# the backend lsuite/running/distributed.py starts a group with, per device
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 
 
@@ -138,7 +138,7 @@ def gradients_of(check: dict, kinds: dict[str, str]) -> dict[str, dict]:
 
 
 def check_fields(check: dict, kinds: dict[str, str]) -> dict:
-    """The schema-2 fields of a check (lsuite/results.py adds them to every check)."""
+    """The schema-2 fields of a check (lsuite/pytest_plugin/results.py adds them to every check)."""
     kind = input_of(check, kinds)
     metrics = check.get("metrics")
     return {"input": kind, "world": world_of(check, kinds),

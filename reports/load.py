@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import limits
 
-SCHEMA = 2  # the results.json schema lsuite/results.py writes and reports/merge.py writes
+SCHEMA = 2  # the results.json schema lsuite/pytest_plugin/results.py writes and reports/merge.py writes
 READS = (1, 2)  # the schemas this renderer reads
 # core fields and their JSON types; each may be missing or null
 TOP_LEVEL = (("complete", bool), ("environment", dict), ("checks", list), ("benchmarks", list),
@@ -104,7 +104,7 @@ def validate(payload, *, source: str = "results") -> dict:
                            f"{type(payload).__name__}; is this a results.json written by the suite?")
     if "schema" not in payload:
         raise ResultsError(f"{source}: no \"schema\" field; this is not a results.json written "
-                           "by the suite (lsuite/results.py)")
+                           "by the suite (lsuite/pytest_plugin/results.py)")
     schema = payload["schema"]
     if schema not in READS or isinstance(schema, bool):
         hint = ("upgrade reports/ to a version that reads it"

@@ -1,4 +1,4 @@
-"""The low-precision anchor (lsuite/attainable.py): what a float32 kernel that rounds once
+"""The low-precision anchor (lsuite/judging/attainable.py): what a float32 kernel that rounds once
 attains, the same whatever device computed it. A kernel that rounds the true-class softmax
 to the logits' dtype before subtracting the target fails the confident-row cases in
 bfloat16 and float16; the same arithmetic rounding once passes them."""
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import reference
-from lsuite import harness, loading
-from lsuite.attainable import attainable, finite_max
-from lsuite.cases import Case, make_inputs
-from lsuite.runner import CheckFailed, Context
+from lsuite.catalogs import loading
+from lsuite.inputs.cases import Case, make_inputs
+from lsuite.judging import harness
+from lsuite.judging.attainable import attainable, finite_max
+from lsuite.running.runner import CheckFailed, Context
 from selftests.test_plugin import DROPINS
 
 CONFIDENT = dict(logits="confident", K=1000, N=16)

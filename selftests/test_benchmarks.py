@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsuite import bench, memory, regression, timing
+from lsuite.benchmarking import bench, memory, regression, timing
 from reports import benchdiff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_a_backward_peaks_the_same_in_every_call():
     their frees only in some calls (when it remembered a block's size at that address from
     an earlier profiled call), which gave this point a peak of 2 logits in the first call
     and 1 in every later one; replayed by address, every call agrees."""
-    from lsuite.catalog import by_name
+    from lsuite.catalogs.catalog import by_name
 
     point = bench.Point(by_name()["seed000_quiz_exclusive"], "cpu", "float32", "backward", 1024, 8192)
     work = bench.workload(point.impl, point)
@@ -66,7 +66,7 @@ def test_a_backward_peaks_the_same_in_every_call():
 
 def test_recipe_with_a_one_hot_peaks_above_the_builtin():
     """The hidden N x K copies the peak-over-logits column exists to expose."""
-    from lsuite.catalog import by_name
+    from lsuite.catalogs.catalog import by_name
 
     peaks = {}
     for name in ("seed000_ce", "seed001_kldiv"):
@@ -247,7 +247,7 @@ def _run_impl(pytester, out, record, *args, point=MUTANT_POINT):
 
 def test_benchmark_mutants_compute_what_the_baseline_computes():
     """They are correct: only their cost differs (the gate must judge cost, not values)."""
-    from lsuite.records import BuildConfig
+    from lsuite.record.records import BuildConfig
     from selftests.impls import slow
 
     logits, target = torch.randn(64, 50, dtype=torch.float64), torch.randint(0, 50, (64,))
@@ -301,7 +301,7 @@ def test_memory_gate_flags_one_logits_sized_buffer_and_never_the_same_code(n, k,
     assert [f.quantity for f in regression.regressions([clone], [base])] == ["peak_over_logits"], peaks
 
 
-@pytest.mark.skipif(bool(reason := __import__("lsuite.instructions").instructions.unavailable()),
+@pytest.mark.skipif(bool(reason := __import__("lsuite.benchmarking.instructions").instructions.unavailable()),
                     reason=f"deterministic mode unavailable: {reason}")
 def test_instruction_counts_repeat_and_flag_every_benchmark_mutant(pytester):
     """Deterministic mode on one tiny point (128 x 1000, forward+backward), one valgrind
@@ -335,7 +335,7 @@ def test_instruction_counts_repeat_and_flag_every_benchmark_mutant(pytester):
 
 def test_cpu_vocab_parallel_worlds_beyond_the_cores_skip_with_the_reason(monkeypatch):
     """More CPU ranks than cores would time each other; CUDA ranks and worlds that fit run."""
-    from lsuite import bench_parallel, machine
+    from lsuite.benchmarking import bench_parallel, machine
 
     monkeypatch.setattr(machine, "cores", lambda: 2)
     assert "world 4 on 2 CPU cores" in bench_parallel.oversubscribed("cpu", 4)

@@ -1,4 +1,4 @@
-"""The real-world claims of a record (lsuite/claims.py), made of fields only: a classes-last,
+"""The real-world claims of a record (lsuite/record/claims.py), made of fields only: a classes-last,
 float32-output, eps < 1 loss with its own keyword names passes through the one runner and the
 reference check; the same loss without the claims fails where it should."""
 
@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from lsuite import Impl, construct
-from lsuite.cases import Case, supports
-from lsuite.harness import check_against_reference
-from lsuite.runner import CheckFailed, Context
+from lsuite.inputs.cases import Case, supports
+from lsuite.judging.harness import check_against_reference
+from lsuite.running.runner import CheckFailed, Context
 
 
 class LastDimSmoothedCE:
@@ -71,7 +71,7 @@ def test_an_empty_mean_claimed_zero_must_be_zero():
 
 
 def test_a_record_whose_library_is_absent_skips_with_the_install_command():
-    from lsuite import peers
+    from lsuite.catalogs import peers
 
     absent = dataclasses.replace(RECORD, requires=("no_such_module_xyz",), install=peers.INSTALL)
     reason = peers.skip_reason(absent, Case(), cuda_available=False)
@@ -79,7 +79,7 @@ def test_a_record_whose_library_is_absent_skips_with_the_install_command():
 
 
 def test_interpreted_triton_records_skip_cases_over_the_cap(monkeypatch):
-    from lsuite import peers
+    from lsuite.catalogs import peers
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     kernel = dataclasses.replace(RECORD, triton=True)

@@ -1,4 +1,4 @@
-"""The distributed runner's persistent rank groups (lsuite/distributed.py) cannot be poisoned:
+"""The distributed runner's persistent rank groups (lsuite/running/distributed.py) cannot be poisoned:
 a rank that hangs in a collective or dies fails its check naming the rank and what happened,
 within the time limit, and the record's later checks run on a fresh group and pass; torch
 state a rank's record changed is restored between checks; two pytest processes at once
@@ -105,7 +105,7 @@ def test_two_pytest_processes_at_once_never_collide(tmp_path):
 def test_vocab_parallel_benchmark_writes_one_entry_per_rank(tmp_path):
     """The benchmark's entries follow the shared contract: input, world, rank, baseline_path,
     logits_bytes of the whole N x K logits, a ratio to the builtin from paired rounds."""
-    from lsuite import bench_parallel
+    from lsuite.benchmarking import bench_parallel
 
     args = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_benchmarks.py"),
             f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q",

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from lsuite import KnownDefect, assertions, catalog, loading, peers, tolerances
-from lsuite.adversarial import adversarial_logits
-from lsuite.cases import Case
-from lsuite.predicates import when
-from lsuite.runner import CheckFailed, Context, Feed, run
+from lsuite import KnownDefect
+from lsuite.catalogs import catalog, loading, peers
+from lsuite.inputs.adversarial import adversarial_logits
+from lsuite.inputs.cases import Case
+from lsuite.inputs.predicates import when
+from lsuite.judging import assertions, tolerances
+from lsuite.running.runner import CheckFailed, Context, Feed, run
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = assertions.Budget(1e-3, "test budget")

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import numpy as np, torch, torch.distributed as dist
-from lsuite import peers
+from lsuite.catalogs import peers
 
 def group():
     store = dist.TCPStore("127.0.0.1", 0, 1, True)  # port 0: the kernel picks one

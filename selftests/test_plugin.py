@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsuite import results
+from lsuite.pytest_plugin import results
 
 ROOT = Path(__file__).resolve().parents[1]
 DROPINS = ROOT / "selftests" / "impls" / "dropins.py"
@@ -43,7 +43,7 @@ CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS,  # writt
 
 # Both compute in the input dtype with torch's CPU kernels, which round softmax to
 # bfloat16/float16 before subtracting the target: on the confident rows they return, bit for
-# bit, what PyTorch's own primitives return (lsuite/catalog.py, TORCH_CPU_ROUNDS_SOFTMAX):
+# bit, what PyTorch's own primitives return (lsuite/catalogs/catalog.py, TORCH_CPU_ROUNDS_SOFTMAX):
 # divergences of PyTorch on this CPU, never errors of the drop-ins.
 TORCH_BACKED = {"LabelSmoothedCE", "TargetDistributionCE"}
 CONFIDENT_ROWS = "confident_rows_keep_the_true_class_gradient"

@@ -483,9 +483,9 @@ def bench_entry(k, ratio, peak, impl="good_ce"):
 
 
 def test_report_and_gate_agree_on_a_ratio_and_a_memory_regression(tmp_path):
-    """The same pair of files, judged by the gate (lsuite.regression, as a gated run does) and
+    """The same pair of files, judged by the gate (lsuite.benchmarking.regression, as a gated run does) and
     rendered by the report: the same benchmarks are regressions, for the same reasons."""
-    from lsuite import regression  # the test may import lsuite; reports/ never does
+    from lsuite.benchmarking import regression  # the test may import lsuite; reports/ never does
 
     baseline = make_results()
     baseline["benchmarks"] = [bench_entry(k, 1.5, 3.0) for k in (1000, 8192, 32000, 50257, 65536)]
@@ -846,7 +846,7 @@ def test_world_sizes_say_what_ran_and_why_the_rest_was_skipped(tmp_path):
 def test_the_collector_writes_schema_2_fields_for_every_input_kind():
     from types import SimpleNamespace
 
-    from lsuite import results as lresults
+    from lsuite.pytest_plugin import results as lresults
 
     impls = [{"name": "ce", "input": "logits"}, {"name": "fused", "input": "hidden_states"},
              {"name": "vp", "input": "vocab_parallel"}]

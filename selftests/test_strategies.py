@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsuite import catalog
-from lsuite import strategies as ls
+from lsuite.catalogs import catalog
+from lsuite.inputs import strategies as ls
 
 ROOT = Path(__file__).resolve().parents[1]
 DROPINS = ROOT / "selftests" / "impls" / "dropins.py"

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import reference
-from lsuite import catalog, severity
-from lsuite.assertions import Budget
-from lsuite.cases import Case
-from lsuite.harness import check_against_reference
-from lsuite.runner import Context
+from lsuite.catalogs import catalog
+from lsuite.inputs.cases import Case
+from lsuite.judging import severity
+from lsuite.judging.assertions import Budget
+from lsuite.judging.harness import check_against_reference
+from lsuite.running.runner import Context
 from reports.analysis import verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]

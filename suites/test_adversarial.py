@@ -7,8 +7,8 @@ against the reference exactly like the ordinary conformance checks.
 
 import pytest
 
-from lsuite.harness import check_against_reference
-from lsuite.records import DTYPES, REDUCTIONS
+from lsuite.judging.harness import check_against_reference
+from lsuite.record.records import DTYPES, REDUCTIONS
 
 pytestmark = pytest.mark.ls_kind("reference")
 
@@ -61,7 +61,7 @@ def test_zero_class_weights(ls_context):
 @pytest.mark.ls_cases(weight=("zero_total",), reduction=REDUCTIONS)
 def test_zero_total_target_weight(ls_context):
     """Σ w_y = 0 while the smoothing term is not: a mean of 0/0 or x/0 (NaN vs inf is a
-    convention there: lsuite/severity.py)."""
+    convention there: lsuite/judging/severity.py)."""
     check_against_reference(ls_context)
 
 

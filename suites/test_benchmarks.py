@@ -9,7 +9,7 @@ Run only when asked (they skip otherwise, so `python -m pytest suites/` stays fa
 Each measurement becomes an entry of results.json's `benchmarks` (median, IQR, rounds,
 peak memory beyond the inputs and as a multiple of the logits, roofline fraction, ratio to
 the builtin, threads); `--ls-baseline OLD/results.json` fails the run on a regression
-(lsuite/regression.py). Measuring: lsuite/bench.py (timing.py, memory.py); generation and gating: lsuite/benchplugin.py.
+(lsuite/benchmarking/regression.py). Measuring: lsuite/benchmarking/bench.py (timing.py, memory.py); generation and gating: lsuite/pytest_plugin/benchplugin.py.
 """
 
 import time
@@ -17,8 +17,9 @@ import time
 import pytest
 
 import reference
-from lsuite import bench, bench_parallel, catalog, timing
-from lsuite.cases import Case, make_inputs
+from lsuite.benchmarking import bench, bench_parallel, timing
+from lsuite.catalogs import catalog
+from lsuite.inputs.cases import Case, make_inputs
 
 
 @pytest.mark.ls_bench("impls")
@@ -74,7 +75,7 @@ def test_reference_throughput(benchmark, ls_bench_record, ls_bench_sizes, api):
 def test_fused_linear_speed_and_memory(ls_bench, point):
     """A hidden-states record (fused linear cross-entropy) at n x h x k against F.linear +
     nn.CrossEntropyLoss timed interleaved; its peak and the baseline path's over the logits
-    it avoids (lsuite/bench.py, LINEAR_SIZES)."""
+    it avoids (lsuite/benchmarking/bench.py, LINEAR_SIZES)."""
     ls_bench(point)
 
 
@@ -84,13 +85,13 @@ def test_fused_linear_speed_and_memory(ls_bench, point):
 @pytest.mark.parametrize("pass_", bench_parallel.PASSES)
 def test_vocab_parallel_speed_and_memory_per_rank(benchmark, ls_bench_record, ls_bench_sizes,
                                                   request, device, world, pass_):
-    """Every vocab_parallel record under test on its rank group (lsuite/bench_parallel.py):
+    """Every vocab_parallel record under test on its rank group (lsuite/benchmarking/bench_parallel.py):
     each rank's time and peak memory, against nn.CrossEntropyLoss on the whole logits in one
     process; one entry per rank. pytest-benchmark's own figure is the whole measurement's."""
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (--benchmark-disable or pytest-xdist)")
-    from lsuite import distributed
-    from lsuite.plugin import IMPLS
+    from lsuite.pytest_plugin.plugin import IMPLS
+    from lsuite.running import distributed
 
     impls = [impl for impl in request.config.stash[IMPLS] if impl.input == "vocab_parallel"]
     if not impls:

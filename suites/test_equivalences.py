@@ -15,11 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference
-from lsuite import assertions, catalog, results, tolerances
-from lsuite.cases import Case
-from lsuite.plugin import IMPLS
-from lsuite.runner import Context, Feed, build
-from lsuite.runner import run as run_impl
+from lsuite.catalogs import catalog
+from lsuite.inputs.cases import Case
+from lsuite.judging import assertions, tolerances
+from lsuite.pytest_plugin import results
+from lsuite.pytest_plugin.plugin import IMPLS
+from lsuite.running.runner import Context, Feed, build
+from lsuite.running.runner import run as run_impl
 
 SEED000_INPUTS = [[1.0, 2.0, 3.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]  # seed 000's sample model
 SEED000_LABELS = [2, 0, 1]

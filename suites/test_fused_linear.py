@@ -1,20 +1,20 @@
 """Fused linear cross-entropy (records with input="hidden_states"): value and the gradients
 for h, W and b against the float64 reference on hidden states (reference/linear.py), in
 every dtype and reduction claimed, with ignored targets and class weights, on confident
-rows, large norms and classes masked through a -inf bias (lsuite/fused.py judges); and the
+rows, large norms and classes masked through a -inf bias (lsuite/judging/fused.py judges); and the
 invariants that carry over: a shift of every logit through the bias, a permutation of the
 classifier's rows, a permutation of the batch.
 """
 
 import pytest
 
-from lsuite.fused import (
+from lsuite.judging.fused import (
     batch_permutation,
     bias_shift,
     check_linear_against_reference,
     class_permutation,
 )
-from lsuite.records import DTYPES, REDUCTIONS
+from lsuite.record.records import DTYPES, REDUCTIONS
 
 pytestmark = [pytest.mark.ls_kind("reference"), pytest.mark.ls_inputs("hidden_states")]
 

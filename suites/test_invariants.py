@@ -1,7 +1,7 @@
 """Invariants every label-smoothing loss has, whatever its convention, on Hypothesis-drawn
-inputs (lsuite/strategies.py: confident, extreme and -inf-masked logits, ignored targets,
+inputs (lsuite/inputs/strategies.py: confident, extreme and -inf-masked logits, ignored targets,
 zero class weights, N-D and unbatched layouts). An implementation is compared with itself on
-transformed inputs, or with a bound that needs no reference value (lsuite/properties.py).
+transformed inputs, or with a bound that needs no reference value (lsuite/judging/properties.py).
 Each check is generated per implementation and reduction it supports; draws are labelled,
 so a failure prints the shrunk inputs as torch.tensor literals with the call.
 """
@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lsuite import properties as pp
-from lsuite import strategies as ls
-from lsuite.records import REDUCTIONS
+from lsuite.inputs import strategies as ls
+from lsuite.judging import properties as pp
+from lsuite.record.records import REDUCTIONS
 
 pytestmark = pytest.mark.ls_kind("invariant")
 

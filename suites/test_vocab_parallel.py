@@ -1,7 +1,7 @@
 """Vocab-parallel cross-entropy (records with input="vocab_parallel") on a real
-torch.distributed group (lsuite/distributed.py: gloo on CPU, NCCL on CUDA, world 1, 2, 4):
+torch.distributed group (lsuite/running/distributed.py: gloo on CPU, NCCL on CUDA, world 1, 2, 4):
 every rank's loss against the whole-vocabulary float64 reference, the ranks against each
-other, each rank's gradient against its columns of the reference gradient (lsuite/vocab_parallel.py
+other, each rank's gradient against its columns of the reference gradient (lsuite/judging/vocab_parallel.py
 judges), in every dtype and reduction claimed, with ignored targets and class weights, on a
 K the world divides and one it does not (where claimed), and the invariants: a row's shift,
 a permutation of the classes across shards, of the batch, and of the world size.
@@ -9,15 +9,15 @@ a permutation of the classes across shards, of the batch, and of the world size.
 
 import pytest
 
-from lsuite import vocab_parallel as vp
-from lsuite.records import DTYPES, REDUCTIONS
+from lsuite.judging import vocab_parallel as vp
+from lsuite.record.records import DTYPES, REDUCTIONS
 
 pytestmark = [pytest.mark.ls_kind("reference"), pytest.mark.ls_inputs("vocab_parallel")]
 
 EVEN_K = 12  # divisible by every world size
 
 
-# The ranks persist across checks (lsuite/distributed.py), so a check no longer pays their
+# The ranks persist across checks (lsuite/running/distributed.py), so a check no longer pays their
 # start; the matrix stays small all the same: world 1 vs 2 vs 4 is the world-size check's axis.
 @pytest.mark.ls_cases(world=(1, 2), dtype=DTYPES, reduction=REDUCTIONS, K=(EVEN_K,))
 def test_shards_value_and_gradient_in_every_dtype_and_reduction(ls_context):

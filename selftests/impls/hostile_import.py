@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-import lsuite.assertions
+import lsuite.judging.assertions
 from selftests.impls.dropins import TargetDistributionCE
 
 
@@ -19,7 +19,7 @@ def _always_close(what, actual, expected, budget, diff=None):
     return None
 
 
-lsuite.assertions.problem = _always_close
+lsuite.judging.assertions.problem = _always_close
 np.seterr(all="raise")
 
 

@@ -1,0 +1,101 @@
+"""Predicates on a Case that describe themselves: where a known defect shows.
+
+    from lsuite.inputs.predicates import when
+    KnownDefect("...", when=when.dtype.isin(("bfloat16", "float16")) & (when.K > 2))
+
+Each predicate is callable on a Case and prints as the condition it tests
+("dtype in ('bfloat16', 'float16') and K > 2"), so the words in --ls-list, results.json and
+the report are generated from the very predicate that decides (STYLE.md §12): they cannot
+drift apart. Field names are checked against Case when the predicate is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable
+from typing import Any
+
+_PRECEDENCE = {"or": 1, "and": 2, "not": 3, "atom": 4}
+
+
+class Predicate:
+    """A condition on a Case; combine with `&`, `|` and `~`."""
+
+    def __init__(self, test: Callable[[Any], bool], text: str, op: str = "atom"):
+        self._test, self.text, self.op = test, text, op
+
+    def __call__(self, case) -> bool:
+        return bool(self._test(case))
+
+    def _inside(self, op: str) -> str:
+        return f"({self.text})" if _PRECEDENCE[self.op] < _PRECEDENCE[op] else self.text
+
+    def __and__(self, other: Predicate) -> Predicate:
+        return Predicate(lambda c: self(c) and other(c),
+                         f"{self._inside('and')} and {other._inside('and')}", "and")
+
+    def __or__(self, other: Predicate) -> Predicate:
+        return Predicate(lambda c: self(c) or other(c),
+                         f"{self._inside('or')} or {other._inside('or')}", "or")
+
+    def __invert__(self) -> Predicate:
+        return Predicate(lambda c: not self(c), f"not {self._inside('not')}", "not")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Predicate({self.text!r})"
+
+
+class _Field:
+    """One field of a Case, compared with a constant."""
+
+    __hash__ = None  # == builds a Predicate
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _compare(self, symbol: str, op, value) -> Predicate:
+        name = self.name
+        return Predicate(lambda c: op(getattr(c, name), value), f"{name} {symbol} {value!r}")
+
+    def __eq__(self, value) -> Predicate:  # type: ignore[override]
+        return self._compare("==", operator.eq, value)
+
+    def __ne__(self, value) -> Predicate:  # type: ignore[override]
+        return self._compare("!=", operator.ne, value)
+
+    def __lt__(self, value) -> Predicate:
+        return self._compare("<", operator.lt, value)
+
+    def __le__(self, value) -> Predicate:
+        return self._compare("<=", operator.le, value)
+
+    def __gt__(self, value) -> Predicate:
+        return self._compare(">", operator.gt, value)
+
+    def __ge__(self, value) -> Predicate:
+        return self._compare(">=", operator.ge, value)
+
+    def isin(self, values) -> Predicate:
+        values, name = tuple(values), self.name
+        return Predicate(lambda c: getattr(c, name) in values, f"{name} in {values!r}")
+
+
+class _When:
+    """`when.<field>`: a Case field to build a predicate from."""
+
+    def __getattr__(self, name: str) -> _Field:
+        from lsuite.inputs.cases import (
+            Case,  # records -> predicates -> cases -> records: import late
+        )
+
+        if name.startswith("_") or name not in {f.name for f in dataclasses.fields(Case)}:
+            raise AttributeError(f"Case has no field {name!r}")
+        return _Field(name)
+
+
+when = _When()
+ALWAYS = Predicate(lambda case: True, "always")

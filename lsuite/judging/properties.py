@@ -1,0 +1,379 @@
+"""The invariants' logic: properties every label-smoothing loss has whatever its convention,
+checked on Hypothesis-drawn inputs (lsuite.inputs.strategies) by comparing an implementation with
+itself on transformed inputs, or with a bound that needs no reference value.
+
+Each check function takes the check's Context and one drawn `Sample`; every call goes
+through the one runner (lsuite/running/runner.py) and every comparison through the one assertion
+(lsuite/judging/assertions.py), so a violation raises `CheckFailed` whose message holds the
+numbers, the budget (lsuite/judging/tolerances.py), the inputs as Python literals with the call,
+and the Context's repro line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+import reference
+from lsuite.inputs.cases import spec_for
+from lsuite.inputs.strategies import Sample
+from lsuite.judging import tolerances
+from lsuite.judging.assertions import Budget, assert_close
+from lsuite.judging.attainable import finite_max
+from lsuite.record import claims
+from lsuite.running.runner import Context, Feed, Outcome, run
+
+KEEP = object()  # "the sample's own value" for evaluate()'s keyword arguments
+
+
+def context_for(ctx: Context, sample: Sample, **case_changes) -> Context:
+    """The check's Context for the drawn input: its case describes the sample (for building
+    and messages) and every failure message carries the sample as Python literals."""
+    case = ctx.case.replace(K=sample.K, N=sample.N, eps=sample.eps, layout=sample.layout,
+                            ignore=sample.ignore, targets="index",
+                            weight="none" if sample.weight is None else "random")
+    case = case.replace(**case_changes)
+    def detail() -> str:
+        return f"--- inputs (shrunk) and call ---\n{sample.literal(call_text(ctx.impl, case))}\n---"
+    return replace(ctx, case=case, detail=detail)
+
+
+def call_text(impl, case) -> str:
+    fed = "torch.log_softmax(logits, dim=logits.ndim > 1)" if impl.input == "log_probs" else "logits"
+    return (f"loss_fn = build(BuildConfig(eps=eps, reduction={case.reduction!r}, num_classes={case.K}, "
+            f"device={case.device!r}, dtype=torch.{case.dtype}, weight=weight, "
+            f"ignore_index={case.passed_ignore_index!r}))  # {impl.name}: {impl.origin}\n"
+            f"out = loss_fn({fed}, target); out.sum().backward()")
+
+
+def evaluate(ctx: Context, sample: Sample, *, logits=KEEP, target=KEEP, weight=KEEP,
+             no_grad: bool = False, non_contiguous: bool = False) -> Outcome:
+    """One call through the runner on the sample (or on replacements of its arrays),
+    backpropagating ones."""
+    return run(ctx, Feed(
+        logits=sample.logits if logits is KEEP else logits,
+        target=sample.target if target is KEEP else target,
+        weight=sample.weight if weight is KEEP else weight,
+        grad=not no_grad, non_contiguous=non_contiguous))
+
+
+def _dtype(ctx: Context) -> str:
+    """The dtype whose budgets hold (float32 at float64 for "computes in float32")."""
+    return claims.judged_dtype(ctx.impl, ctx.case.dtype)
+
+
+def _finite_max(*arrays) -> float:
+    """The largest finite magnitude over the arrays (0.0 when none is finite)."""
+    return max((finite_max(np.abs(np.asarray(a, dtype=float))) for a in arrays), default=0.0)
+
+
+def assert_same(ctx: Context, what: str, actual, expected, *, logit_scale: float = 0.0,
+                budget: Budget | None = None) -> None:
+    """actual == expected within the invariant budget, NaN and inf where the other has them."""
+    __tracebackhide__ = True
+    if budget is None:
+        budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(expected), logit_scale)
+    assert_close(what, actual, expected, budget, fail=ctx.fail)
+
+
+# The invariants on fixed inputs of the records not called on one logits tensor
+# (lsuite/judging/fused.py, lsuite/judging/vocab_parallel.py): the constant added to every logit, and the
+# seed of their permutations of classes and rows (a node id is a repro).
+SHIFT = 2.0
+PERMUTATION_SEED = 7
+
+
+def assert_same_outputs(ctx: Context, logits, expected: dict, actual: dict, what: str) -> None:
+    """Every named output of two runs that exact arithmetic makes equal ("value", "grad",
+    "grad_hidden", ...), within the invariant budget of logits this large."""
+    __tracebackhide__ = True
+    logit_scale = finite_max(np.abs(logits))
+    for name, value in expected.items():
+        assert_same(ctx, f"{name} {what}", actual[name], value, logit_scale=logit_scale)
+
+
+def class_axis(array: np.ndarray) -> int:
+    return 0 if array.ndim == 1 else 1
+
+
+def kept_mask(ctx: Context, sample: Sample) -> np.ndarray:
+    """Entries of the target that count: not the effective ignore_index."""
+    ignore = ctx.case.effective_ignore_index(ctx.impl)
+    return np.ones(sample.target.shape, bool) if ignore is None else sample.target != ignore
+
+
+def fixed_classes(ctx: Context, K: int) -> set[int]:
+    """Classes a permutation must leave in place: an in-range ignore_index or padding column."""
+    fixed = set()
+    for index in (ctx.case.effective_ignore_index(ctx.impl),):
+        if index is not None and (0 <= index < K or ctx.impl.pad_index_is_ignore_index):
+            fixed.add(index % K)
+    return fixed
+
+
+# ---------------------------------------------------------------------------------------------
+# The invariants. Each takes (ctx, sample[, extra draws]) and raises on a violation.
+
+def shift_invariance(ctx: Context, sample: Sample, shifts: np.ndarray) -> None:
+    """L(z + c_row) == L(z) and the gradient too, for a constant c per row."""
+    ctx = context_for(ctx, sample)
+    axis = class_axis(sample.logits)
+    shifted = sample.logits + np.expand_dims(shifts.reshape(sample.target.shape), axis)
+    base, moved = evaluate(ctx, sample), evaluate(ctx, sample, logits=shifted)
+    scale = _finite_max(sample.logits, shifted)
+    assert_same(ctx, "value after shift", moved.value, base.value, logit_scale=scale)
+    assert_same(ctx, "grad after shift", moved.grad, base.grad, logit_scale=scale)
+
+
+def seeded_order(ctx: Context, K: int, seed: int) -> np.ndarray:
+    """A seeded permutation of the K classes that leaves fixed_classes in place."""
+    fixed = fixed_classes(ctx, K)
+    movable = [c for c in range(K) if c not in fixed]
+    order = np.arange(K)
+    order[movable] = np.random.default_rng(seed).permutation(movable)
+    return order
+
+
+def relabel(ctx: Context, target: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The targets once the classes are permuted by `order` (class order[j] moves to j);
+    targets equal to the ignore_index passed stay as they are."""
+    inverse = np.argsort(order)  # new position of old class c
+    index = ctx.case.passed_ignore_index
+    kept = target != index if index is not None else np.ones(target.shape, bool)
+    return np.where(kept, inverse[np.where(kept, target, 0)], target)
+
+
+def class_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
+    """Permuting classes (targets and weights remapped) permutes the gradient, keeps the value."""
+    ctx = context_for(ctx, sample)
+    axis = class_axis(sample.logits)
+    target = relabel(ctx, sample.target, order)
+    weight = None if sample.weight is None else sample.weight[order]
+    logits = np.take(sample.logits, order, axis=axis)
+    base = evaluate(ctx, sample)
+    moved = evaluate(ctx, sample, logits=logits, target=target, weight=weight)
+    scale = _finite_max(sample.logits)
+    assert_same(ctx, "value after class permutation", moved.value, base.value, logit_scale=scale)
+    assert_same(ctx, "grad after class permutation", moved.grad,
+                np.take(base.grad, order, axis=axis), logit_scale=scale)
+
+
+def batch_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
+    """Permuting rows keeps a reduced value, permutes `none` and the gradient."""
+    ctx = context_for(ctx, sample)
+    base = evaluate(ctx, sample)
+    moved = evaluate(ctx, sample, logits=sample.logits[order], target=sample.target[order])
+    expected = base.value[order] if ctx.case.reduction == "none" else base.value
+    scale = _finite_max(sample.logits)
+    assert_same(ctx, "value after batch permutation", moved.value, expected, logit_scale=scale)
+    assert_same(ctx, "grad after batch permutation", moved.grad, base.grad[order],
+                logit_scale=scale)
+
+
+def affine_in_smoothing(ctx: Context, sample: Sample) -> None:
+    """L(eps) == (1 - eps) L(0) + eps L(1): the target is linear in eps, the loss linear in it."""
+    eps = sample.eps
+    at = {e: evaluate(context_for(ctx, replace(sample, eps=e)), replace(sample, eps=e))
+          for e in (0.0, 1.0, eps)}
+    ctx = context_for(ctx, sample)
+    scale = _finite_max(sample.logits)
+    for what in ("value", "grad"):
+        mixed = (1 - eps) * getattr(at[0.0], what) + eps * getattr(at[1.0], what)
+        assert_same(ctx, f"{what} at eps={eps!r}", getattr(at[eps], what), mixed,
+                    logit_scale=scale)
+
+
+def ignored_rows_are_inert(ctx: Context, sample: Sample, replacement: np.ndarray) -> None:
+    """Ignored rows' logits move neither value nor gradient, and their gradient is exactly 0."""
+    ctx = context_for(ctx, sample)
+    axis = class_axis(sample.logits)
+    ignored = np.expand_dims(~kept_mask(ctx, sample), axis)
+    other = np.where(ignored, replacement.reshape(sample.logits.shape), sample.logits)
+    base, moved = evaluate(ctx, sample), evaluate(ctx, sample, logits=other)
+    for outcome in (base, moved):
+        rows = np.broadcast_to(ignored, outcome.grad.shape)
+        if (outcome.grad[rows] != 0).any():
+            bad = float(np.abs(outcome.grad[rows]).max())
+            raise ctx.fail(f"grad on ignored rows={bad!r} (max abs), but should be exactly 0")
+    scale = _finite_max(sample.logits, other)
+    assert_same(ctx, "value after changing ignored rows", moved.value, base.value,
+                logit_scale=scale)
+    assert_same(ctx, "grad after changing ignored rows", moved.grad, base.grad,
+                logit_scale=scale)
+
+
+def sum_is_sum_of_none(ctx: Context, sample: Sample) -> None:
+    """reduction='sum' == reduction='none'.sum(), gradients too."""
+    total = evaluate(context_for(ctx, sample, reduction="sum"), sample)
+    parts = evaluate(context_for(ctx, sample, reduction="none"), sample)
+    ctx = context_for(ctx, sample, reduction="sum")
+    scale = _finite_max(sample.logits)
+    assert_same(ctx, "sum", total.value, parts.value.sum(), logit_scale=scale)
+    assert_same(ctx, "grad of sum", total.grad, parts.grad, logit_scale=scale)
+
+
+def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
+    """reduction='mean' == 'sum' / Σ w_y over kept rows (the row count without weights)."""
+    total = evaluate(context_for(ctx, sample, reduction="sum"), sample)
+    mean = evaluate(context_for(ctx, sample, reduction="mean"), sample)
+    ctx = context_for(ctx, sample, reduction="mean")
+    kept = kept_mask(ctx, sample)
+    weight = np.ones(sample.K) if sample.weight is None else sample.weight
+    denominator = float(weight[sample.target[kept]].sum()) if kept.any() else 0.0
+    scale = _finite_max(sample.logits)
+    if denominator == 0:
+        assert_same(ctx, "mean with nothing to average", mean.value,
+                    claims.empty_mean_value(ctx.impl))
+        return
+    assert_same(ctx, f"mean (sum/{denominator!r})", mean.value,
+                total.value / denominator, logit_scale=scale)
+    assert_same(ctx, "grad of mean", mean.grad, total.grad / denominator,
+                logit_scale=scale)
+
+
+def gradient_rows_sum_to_zero(ctx: Context, sample: Sample) -> None:
+    """For a proper target and unit weights the gradient is s·p - q with s = Σq: rows sum to 0."""
+    ctx = context_for(ctx, sample)
+    grad = evaluate(ctx, sample).grad
+    sums = grad.sum(axis=class_axis(grad))
+    budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(grad) * sample.K)
+    assert_same(ctx, "grad summed over classes", sums, np.zeros_like(sums), budget=budget)
+
+
+def row_targets(ctx: Context, sample: Sample) -> np.ndarray:
+    """The claimed target distribution per row (zeros on ignored rows): (rows..., K)."""
+    spec = spec_for(ctx.impl, ctx.case)
+    kept = kept_mask(ctx, sample)
+    q = np.zeros((*sample.target.shape, sample.K))
+    for index in np.ndindex(sample.target.shape):
+        if kept[index]:
+            q[index] = reference.target_distribution(spec, sample.K, int(sample.target[index]))
+    return q
+
+
+def reduce_rows(ctx: Context, sample: Sample, per_row: np.ndarray) -> np.ndarray:
+    """Reduce per-row values the way ctx.case.reduction does (unit weights)."""
+    reduction = ctx.case.reduction
+    if reduction == "none":
+        return per_row
+    total = per_row.sum()
+    if reduction == "mean":
+        count = kept_mask(ctx, sample).sum()
+        return np.asarray(total / count if count else claims.empty_mean_value(ctx.impl))
+    if reduction in ("batchmean", "row_mean"):
+        return np.asarray(total / sample.N)
+    return np.asarray(total)
+
+
+def bounded_below_by_entropy(ctx: Context, sample: Sample) -> None:
+    """CE >= H(q) (Gibbs) and KL >= 0, reduced like the loss, within the budget."""
+    ctx = context_for(ctx, sample)
+    value = evaluate(ctx, sample).value
+    bound = np.zeros(sample.target.shape)
+    if ctx.impl.form == "ce":
+        bound = np.asarray(reference.entropy(row_targets(ctx, sample)))
+    bound = reduce_rows(ctx, sample, bound)
+    budget = tolerances.BOUND_RTOL[_dtype(ctx)] * _finite_max(bound, value) \
+        + tolerances.ATOL[_dtype(ctx)]
+    below = np.asarray(value < bound - budget)
+    if below.any():
+        flat = int(np.argmax(below.reshape(-1)))
+        name = "H(q)" if ctx.impl.form == "ce" else "0"
+        raise ctx.fail(f"out={np.asarray(value).reshape(-1)[flat]!r}, but should be >= "
+                   f"{name}={np.asarray(bound).reshape(-1)[flat]!r} (budget {budget:.3g})")
+
+
+def minimum_at_log_target(ctx: Context, sample: Sample) -> None:
+    """At z = log q + c the gradient vanishes and the value is H(q) (CE) or 0 (KL)."""
+    ctx = context_for(ctx, sample)
+    q = row_targets(ctx, sample)
+    axis = class_axis(sample.logits)
+    kept = kept_mask(ctx, sample)
+    offset = np.expand_dims(sample.logits.take(0, axis=axis), axis)
+    with np.errstate(divide="ignore"):
+        log_q = np.moveaxis(np.log(np.where(kept[..., None], q, 1.0)), -1, axis)
+    at = replace(sample, logits=log_q + offset)
+    ctx = context_for(ctx, at)  # failures show the minimiser's logits
+    outcome = evaluate(ctx, at)
+    expected = np.zeros(sample.target.shape)
+    if ctx.impl.form == "ce":
+        expected = np.asarray(reference.entropy(q))
+    expected = reduce_rows(ctx, sample, expected)
+    scale = _finite_max(at.logits)
+    assert_same(ctx, "value at the minimiser", outcome.value, expected, logit_scale=scale)
+    assert_same(ctx, "grad at the minimiser", outcome.grad, np.zeros_like(outcome.grad),
+                logit_scale=scale)
+
+
+def implied_target_mass(ctx: Context, sample: Sample, classes: list[int]) -> None:
+    """Recover s = Σq from the gradient of one row at z = 0 (s/K - q) and at another z
+    (s·p - q): the target distribution the implementation uses must sum to one."""
+    K = sample.K
+    z1 = sample.logits.reshape(-1, K)[0]
+    p1 = np.exp(z1 - np.logaddexp.reduce(z1))
+    if np.sum((p1 - 1.0 / K) ** 2) < 1e-6:  # p too close to uniform to separate s from q
+        z1 = np.linspace(0.0, 3.0, K)
+        p1 = np.exp(z1 - np.logaddexp.reduce(z1))
+    for cls in classes:
+        row = replace(sample, logits=np.zeros((1, K)), target=np.array([cls]), layout="2d")
+        sub = context_for(ctx, row)
+        g0 = evaluate(sub, row).grad[0]
+        g1 = evaluate(sub, row, logits=z1[None, :]).grad[0]
+        direction = p1 - 1.0 / K
+        mass = float((g1 - g0) @ direction / (direction @ direction))
+        q = mass / K - g0
+        err = abs(mass - 1.0)
+        if not err <= tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:
+            raise context_for(ctx, replace(row, logits=z1[None, :])).fail(
+                       f"implied target mass sum(q)={mass!r} for target class {cls}, but should be 1 "
+                       f"(budget {tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:.3g}); recovered "
+                       f"q[{cls}]={q[cls]!r}, min(q)={q.min()!r}")
+
+
+def repeat_is_bitwise_identical(ctx: Context, sample: Sample) -> None:
+    ctx = context_for(ctx, sample)
+    first, second = evaluate(ctx, sample), evaluate(ctx, sample)
+    for what in ("value", "grad"):
+        a, b = getattr(second, what), getattr(first, what)
+        if not np.array_equal(a, b, equal_nan=True):
+            assert_same(ctx, f"{what} on repeat", a, b, budget=tolerances.EXACT)
+
+
+def no_grad_matches_grad(ctx: Context, sample: Sample) -> None:
+    ctx = context_for(ctx, sample)
+    with_grad, without = evaluate(ctx, sample), evaluate(ctx, sample, no_grad=True)
+    assert_same(ctx, "value under no_grad", without.value, with_grad.value,
+                logit_scale=_finite_max(sample.logits))
+
+
+def non_contiguous_matches_contiguous(ctx: Context, sample: Sample) -> None:
+    ctx = context_for(ctx, sample)
+    base, strided = evaluate(ctx, sample), evaluate(ctx, sample, non_contiguous=True)
+    scale = _finite_max(sample.logits)
+    assert_same(ctx, "value on non-contiguous logits", strided.value, base.value,
+                logit_scale=scale)
+    assert_same(ctx, "grad on non-contiguous logits", strided.grad, base.grad,
+                logit_scale=scale)
+
+
+def layout_matches_2d(ctx: Context, sample: Sample) -> None:
+    """An N-D (N, K, d...) or unbatched (K,) input equals the same rows as a 2-D (rows, K) input."""
+    ctx_nd = context_for(ctx, sample)
+    K = sample.K
+    rows = np.moveaxis(sample.logits, class_axis(sample.logits), -1).reshape(-1, K)
+    flat = replace(sample, logits=rows, target=sample.target.reshape(-1), layout="2d")
+    ctx_2d = context_for(ctx, flat)
+    shaped, plain = evaluate(ctx_nd, sample), evaluate(ctx_2d, flat)
+    # batchmean divides by the first dim (CONVENTIONS §6), which the layouts differ in: N for
+    # N-D, but K for an unbatched (K,) input, as torch's KLDivLoss does.
+    factor = flat.N / sample.logits.shape[0] if ctx.case.reduction == "batchmean" else 1.0
+    expected = plain.value.reshape(shaped.value.shape) if ctx.case.reduction == "none" else plain.value
+    expected = expected * factor
+    grad = np.moveaxis(plain.grad.reshape(*sample.target.shape, K), -1,
+                       class_axis(sample.logits)) * factor
+    scale = _finite_max(sample.logits)
+    assert_same(ctx_nd, f"value in layout {sample.layout}", shaped.value, expected,
+                logit_scale=scale)
+    assert_same(ctx_nd, f"grad in layout {sample.layout}", shaped.grad, grad,
+                logit_scale=scale)
