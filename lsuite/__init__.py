@@ -2,6 +2,7 @@
 and the pytest plugin that wires them (lsuite.plugin)."""
 
 from .builders import construct, dropin
+from .predicates import when
 from .records import BuildConfig, Impl, KnownDefect
 
-__all__ = ["BuildConfig", "Impl", "KnownDefect", "construct", "dropin"]
+__all__ = ["BuildConfig", "Impl", "KnownDefect", "construct", "dropin", "when"]
