@@ -5,6 +5,7 @@ exists, no file points to a folder outside the repository, and the wheel carries
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import subprocess
@@ -13,6 +14,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+import lsuite
+from lsuite.cases import Case
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -92,6 +96,17 @@ def test_no_file_points_outside_the_repository():
     offenders = [f"{path.relative_to(ROOT)}: {word}" for path in tracked_text_files()
                  for word in OUTSIDE if word in path.read_text(encoding="utf-8")]
     assert not offenders, offenders
+
+
+def test_every_impl_field_and_every_case_field_is_documented():
+    """docs/plugging-in.md tabulates every field of Impl and every when.<field> of a Case."""
+    text = (ROOT / "docs" / "plugging-in.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    missing = [f.name for f in dataclasses.fields(lsuite.Impl)
+               if not any(f"`{f.name}`" in row.split(" | ")[0] for row in rows)]
+    assert not missing, f"Impl fields missing from docs/plugging-in.md: {missing}"
+    missing = [f.name for f in dataclasses.fields(Case) if f"| `when.{f.name}` |" not in text]
+    assert not missing, f"when fields missing from docs/plugging-in.md: {missing}"
 
 
 @pytest.mark.timeout(300)
