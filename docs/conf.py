@@ -11,11 +11,11 @@ sys.path.insert(0, str(ROOT))  # the checkout's lsuite, as pytest's pythonpath =
 
 project = "label-smoothing-suite"
 author = "the label-smoothing-suite authors"
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.mathjax"]
+extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "README.md"]
-myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist"]  # formulas are plain Unicode: they read the same printed
 myst_heading_anchors = 3  # [text](page.md#a-heading) links to headings of levels 1-3
 suppress_warnings = []
 autodoc_member_order = "bysource"
