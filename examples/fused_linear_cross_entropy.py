@@ -1,4 +1,4 @@
-"""A fused linear cross-entropy with label smoothing, written from CONVENTIONS.md §4 and §8,
+"""A fused linear cross-entropy with label smoothing, written from docs/specification.md §4 and §8,
 as a template to copy: the loss on z = h·Wᵀ + b that never holds the N×K logits, only one
 chunk of rows at a time, forward and backward (the backward recomputes each chunk).
 

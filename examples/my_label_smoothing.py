@@ -3,7 +3,7 @@
     python -m pytest suites/ --ls-impl examples/my_label_smoothing.py:LabelSmoothedCE
 
 It is a drop-in for nn.CrossEntropyLoss (class-index targets): the suite holds it to
-PyTorch's semantics (CONVENTIONS.md §4) for the keyword arguments it accepts.
+PyTorch's semantics (docs/specification.md §4) for the keyword arguments it accepts.
 """
 
 import torch
@@ -47,7 +47,7 @@ class LabelSmoothedCE(nn.Module):
         if self.reduction == "sum":
             return total.to(input.dtype)
         # PyTorch's rule: divide by the summed weight of the kept rows; with none kept the
-        # value is NaN and the gradient 0 (CONVENTIONS.md §4), hence where() not a division.
+        # value is NaN and the gradient 0 (docs/specification.md §4), hence where() not a division.
         denominator = (w_y * keep).sum(dtype=acc)
         nan = torch.full_like(total, float("nan"))
         mean = torch.where(denominator > 0, total / denominator.clamp_min(1e-30), nan)

@@ -1,4 +1,4 @@
-"""A vocab-parallel cross-entropy with label smoothing, written from CONVENTIONS.md §4 and
+"""A vocab-parallel cross-entropy with label smoothing, written from docs/specification.md §4 and
 §8, as a template to copy: each rank of a torch.distributed group holds columns
 [start, stop) of the logits; the softmax statistics and the smoothing sums are all-reduced,
 so the loss is the whole vocabulary's (identical on every rank) and each rank's gradient is

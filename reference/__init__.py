@@ -1,6 +1,6 @@
 """The float64 ground truth for label-smoothing losses (NumPy/SciPy only, never torch).
 
-The mathematics is CONVENTIONS.md; this package evaluates it:
+The mathematics is docs/specification.md; this package evaluates it:
 
     spec = reference.Spec(convention="inclusive", form="ce", eps=0.1, reduction="mean",
                           ignore_index=-100)

@@ -2,7 +2,7 @@
 
 A call is validated and brought to a `Problem`: a 2-D (rows, K) view with the classes
 last (nn.CrossEntropyLoss's layout rules), the class-index or probability targets, the
-cotangent, and the reduction's denominator (CONVENTIONS.md §4, §6). The kernels
+cotangent, and the reduction's denominator (docs/specification.md §4, §6). The kernels
 (reference.kernels) give each row's loss and final gradient in float64; the row values
 are reduced and the gradient put back into the caller's layout. How the rows are run
 (threads, chunks, streaming, scratch memory) is reference.engine's job, which never
@@ -111,7 +111,7 @@ def _probability_rows(target, x: np.ndarray) -> np.ndarray:
 
 def _denominator(spec: Spec, logits_shape: tuple, kept_count: int, weight_sum: float | None,
                  rows: int) -> float:
-    """What a scalar reduction divides the summed row losses by (CONVENTIONS.md §4, §6).
+    """What a scalar reduction divides the summed row losses by (docs/specification.md §4, §6).
 
     kept_count: non-ignored rows; weight_sum: sum of w_y over them (None without weights);
     rows: every row / position, ignored ones included. 1 for 'none' and 'sum'.

@@ -1,5 +1,5 @@
 """Losses on hidden states: z = h·Wᵀ + b formed in float64 one chunk of rows at a time
-(CONVENTIONS.md §8), never the whole N×K logits.
+(docs/specification.md §8), never the whole N×K logits.
 
     result = reference.linear_loss_and_grad(h, W, target, spec, bias=b, weight=w)
     result.value, result.grad_hidden, result.grad_classifier, result.grad_bias

@@ -23,9 +23,9 @@ def _is_int(value) -> bool:
 
 @dataclass(frozen=True)
 class Spec:
-    """One label-smoothing loss, as CONVENTIONS.md defines it.
+    """One label-smoothing loss, as docs/specification.md defines it.
 
-    convention: target distribution (CONVENTIONS.md §1), one of CONVENTIONS
+    convention: target distribution (docs/specification.md §1), one of CONVENTIONS
     form: "ce", "kl" (categorical conventions) or "bce" (binary conventions)
     eps: smoothing in [0, 1]
     reduction: one of REDUCTIONS ("mean" is not defined for "bce": use "element_mean")

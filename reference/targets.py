@@ -1,4 +1,4 @@
-"""Target distributions (CONVENTIONS.md §1) and their entropy.
+"""Target distributions (docs/specification.md §1) and their entropy.
 
 For class-index targets every categorical convention has the shape
     q = a * onehot(y) + b * u

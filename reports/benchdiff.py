@@ -29,7 +29,7 @@ called on (`input`: logits, hidden states or a vocab-parallel shard; absent mean
 so files written before these kinds existed still match) and, for those inputs, the hidden
 size and the world and rank: a fused linear entry never meets a logits entry of the same
 n and k. A run that benchmarks records the
-thresholds it judged with in results.json under GATE (see README, Results);
+thresholds it judged with in results.json under GATE (see docs/results-schema.md);
 `thresholds_of` reads them back, so a report compares two files with the thresholds the
 run itself used. The constants below are the calibrated defaults.
 """
@@ -53,7 +53,7 @@ MAX_SAMPLES = 50  # stored per entry, at most (an entry with more keeps evenly s
 # Timing mode. ALPHA: significance of the one-sided Mann-Whitney test. RATIO_THRESHOLD:
 # the effect size a slowdown must exceed besides: within-run rounds share a process's
 # state, so two runs of the same commit differ systematically by more than any number of
-# rounds averages away. Measured (README, Benchmarks) on the project's 2-core VM, idle,
+# rounds averages away. Measured (docs/benchmarks.md) on the project's 2-core VM, idle,
 # allocations reused (lsuite/benchmarking/timing.py, pin_allocator): 5 quick sweeps of the whole catalog,
 # 20 ordered comparisons, 1,980 timed entry comparisons: the Hodges-Lehmann shift of a
 # same-commit pair reached +18.2% at most (p90 +5.4%), so 0 alarms at +20% and at +25%.
@@ -66,7 +66,7 @@ CI_LEVEL = 0.95  # of the shift's confidence interval shown beside each decision
 # Entries without per-round samples (older files): the old rule and its calibrated +90%.
 NO_SAMPLES_RATIO_THRESHOLD = 0.9
 # Deterministic mode: same-commit counts differed by at most 0.002% over 192 entries here
-# (README), an extra clone() of the logits adds 2-3%, an extra pass over them 30% or more.
+# (docs/benchmarks.md), an extra clone() of the logits adds 2-3%, an extra pass over them 30% or more.
 INSTRUCTION_THRESHOLD = 0.01
 # Memory: peak_over_logits grown by more than this many logits' sizes. Peaks are the
 # median of five calls' allocator replays (lsuite/benchmarking/memory.py); one more logits-sized

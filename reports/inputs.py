@@ -1,5 +1,5 @@
 """What a check's record takes (its `input` kind) and which gradients the check judged:
-the schema-2 fields of a check in results.json (README, "Results"), and the same fields
+the schema-2 fields of a check in results.json (docs/results-schema.md), and the same fields
 derived from the metrics of a schema-1 file, which did not record them.
 
 - `input`: the record's input kind ("logits", "log_probs", "hidden_states",
@@ -25,7 +25,7 @@ LOGITS_INPUTS = (LOGITS, LOG_PROBS)  # both are judged on the logits' gradient
 SECTIONS = ((LOGITS, "Logits records"),
             (HIDDEN, "Hidden-states records (fused linear cross-entropy)"),
             (VOCAB_PARALLEL, "Vocab-parallel records"))
-# the names gradients go by in the report (README, "Losses beyond one logits tensor")
+# the names gradients go by in the report (docs/input-kinds.md)
 LABELS = {"logits": "d logits", "hidden": "dh (hidden)", "classifier": "dW (classifier)",
           "bias": "db (bias)"}
 # what a gradient's metrics are called in a check's metrics, after the prefix "grad" or

@@ -4,7 +4,7 @@ A results.json written by the suite is far inside every limit below (a run of th
 suite over the 24 broken drop-ins is about 6 MB, nests 7 levels deep, holds no integer
 beyond 12 digits and no string beyond its 20,000-character message cut). Anything past
 them is damaged or hostile, and is refused with one line instead of costing memory, time
-or a RecursionError in the parser or the renderer. README ("Results") states the numbers.
+or a RecursionError in the parser or the renderer. docs/results-schema.md states the numbers.
 """
 
 from __future__ import annotations

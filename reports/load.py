@@ -78,7 +78,7 @@ def _read_bytes(path: Path) -> bytes:
             raise ResultsError(f"{path}: not a regular file; pass the path of a results.json")
         if info.st_size > limits.MAX_FILE_BYTES:
             raise ResultsError(f"{path}: {info.st_size:,} bytes, over the {limits.MAX_FILE_BYTES:,}-byte "
-                               "limit of a results.json (README, Results)")
+                               "limit of a results.json (docs/results-schema.md)")
         with path.open("rb") as handle:
             data = handle.read(limits.MAX_FILE_BYTES + 1)
     except FileNotFoundError:

@@ -1,5 +1,5 @@
 """Merge results of several runs of one commit (a CPU job and a GPU job, or shards) into
-one results dict, by these rules (README, "Merging runs"):
+one results dict, by these rules (docs/report.md, "Merging runs"):
 
 - Inputs must agree on `schema` and `environment.suite_commit`; otherwise `merge` refuses
   unless forced, and a forced merge records what differed in `environment.merge`.

@@ -232,7 +232,7 @@ def test_benchmarks_skip_unless_asked(pytester):
 SLOW = ROOT / "selftests" / "impls" / "slow.py"
 # Two points of the quick sweep: the forward and forward+backward at 1024 x 1000 float32,
 # where the mutants cost +22% (the extra clone's forward+backward) to +230% (float64's
-# forward) in time on this machine (README, Benchmarks).
+# forward) in time on this machine (docs/benchmarks.md).
 MUTANT_POINT = "candidate and cpu and float32 and forward and k1000"
 
 
@@ -263,7 +263,7 @@ def test_gate_flags_every_benchmark_mutant_and_nothing_on_the_same_commit(pytest
     memory finding, and each mutant, under the same name, fails the gate (exit 1) by memory:
     each holds one more logits-sized buffer at the forward's peak. Only the deterministic
     decisions are asserted here (allocator peaks): whether timing also flags a mutant depends
-    on the machine's load, so the timing decisions are measured and written in the README
+    on the machine's load, so the timing decisions are measured and written in docs/benchmarks.md
     (Benchmarks), never enforced by a timed unit test; every entry must still carry the
     per-round samples and the detectable slowdown that decision is made from."""
     result, first = _run_impl(pytester, pytester.path / "base", "BASELINE", "--benchmark-only")
@@ -309,7 +309,7 @@ def test_instruction_counts_repeat_and_flag_every_benchmark_mutant(pytester):
     flagged, and every benchmark mutant is, by its instruction count: the extra clone (about
     +2%, a change that timing on a shared machine can miss), the second log_softmax, the
     float64 round trip and the one-hot target (+30% to +150%). Counts are deterministic, so
-    this decision is asserted; the whole sweep's repeatability is measured (README,
+    this decision is asserted; the whole sweep's repeatability is measured (docs/benchmarks.md,
     Benchmarks)."""
     from selftests.impls import slow
 

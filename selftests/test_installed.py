@@ -1,7 +1,7 @@
 """The suite installed into another project's virtualenv: `pip install <this repository>`,
 then, from that project's own directory, the documented pytest command runs the checks against
 its loss through the `pytest11` entry point, writes the report where asked and exits with the
-gate's status (README: "Running from another project's CI").
+gate's status (docs/plugging-in.md).
 
 The fresh virtualenv sees the running interpreter's site-packages through a .pth file, so the
 install resolves the suite's declared dependencies without a download (`--no-index`) and

@@ -72,7 +72,7 @@ RECORDS = ROOT / "selftests" / "impls" / "records.py"
 MUTANTS_DIR = ROOT / "reports" / "mutants"  # results.json, report.html, catching.json of the run
 
 # mutant -> (the check that must catch it, words its message must contain). Each is a bug
-# pattern seen in the field (CONVENTIONS §6-7); the attribute names are in impls/.
+# pattern seen in the field (docs/specification.md §6-7); the attribute names are in impls/.
 CAUGHT_BY = {
     "ExclusiveMassSoldAsPyTorch": ("value_and_gradient_in_every_dtype_and_reduction", "value"),
     "TrueClassLosesItsShare": ("value_and_gradient_in_every_dtype_and_reduction", "value"),

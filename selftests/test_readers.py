@@ -303,10 +303,10 @@ def test_nan_and_infinity_where_numbers_belong_render(capsys, tmp_path):
 
 
 def test_limits_are_as_documented_and_a_legitimate_file_is_inside_them():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "results-schema.md").read_text()
     for number in (f"{limits.MAX_FILE_BYTES // 2**20} MiB", f"{limits.MAX_DEPTH} levels",
                    f"{limits.MAX_INT_DIGITS} digits", f"{limits.MAX_STRING_CHARS:,} characters"):
-        assert number in readme, f"README does not state the limit {number!r}"
+        assert number in readme, f"docs/results-schema.md does not state the limit {number!r}"
     limits.check(REAL_PAYLOAD)
 
 
@@ -461,7 +461,7 @@ def test_merge_is_incomplete_when_one_input_is(capsys, tmp_path):
 def test_merge_rules_match_the_readme():
     from reports.merge import WORST_LAST
 
-    assert " < ".join(WORST_LAST) in " ".join((ROOT / "README.md").read_text().split())
+    assert " < ".join(WORST_LAST) in " ".join((ROOT / "docs" / "report.md").read_text().split())
 
 
 # ------------------------------------------------------------------ verify

@@ -1,6 +1,6 @@
-"""Hand values from CONVENTIONS.md and the identities between conventions and forms.
+"""Hand values from docs/specification.md and the identities between conventions and forms.
 
-Target rows and entropies against the numbers printed in CONVENTIONS.md §1-2; PyTorch's
+Target rows and entropies against the numbers printed in docs/specification.md §1-2; PyTorch's
 weighted smoothed CE (§4) against the column-weighting the reference uses; KL = CE - H(q)
 with identical gradients (§2); the minimiser z = log q (§3); masked (-inf) logits.
 """
@@ -14,7 +14,7 @@ from scipy.special import log_softmax, logit
 import reference
 from reference import Spec
 
-# Hand values are printed to 6 decimals in CONVENTIONS.md.
+# Hand values are printed to 6 decimals in docs/specification.md.
 HAND_ATOL = 5e-7
 # Identities that hold exactly in real arithmetic, evaluated in float64 on O(1) values.
 IDENTITY_RTOL = 1e-12
@@ -44,7 +44,7 @@ def test_inclusive_k5_eps01_is_not_the_quiz_vector():
 @pytest.mark.parametrize("convention,pad,expected", [
     ("inclusive", None, 0.718801),
     ("exclusive", None, 0.822290),
-    # CONVENTIONS.md §2's figure: pad column 0, target 1 (any pad != target gives the same
+    # docs/specification.md §2's figure: pad column 0, target 1 (any pad != target gives the same
     # value by symmetry; see the placement test below)
     ("padding_excluded", 0, 0.777661),
 ])
@@ -98,7 +98,7 @@ def test_entropy_uses_0_log_0_and_the_last_axis():
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 1.0])
 def test_weighted_ce_is_pytorch_formula_and_column_weighting(eps):
-    """CONVENTIONS.md §4: l = (1-eps) w_y (-log p_y) + eps/K sum_c w_c (-log p_c); mean / sum w_y."""
+    """docs/specification.md §4: l = (1-eps) w_y (-log p_y) + eps/K sum_c w_c (-log p_c); mean / sum w_y."""
     rng = np.random.default_rng(0)
     N, K = 6, 7
     z, y, w = rng.standard_normal((N, K)) * 2, rng.integers(0, K, N), rng.uniform(0.2, 2, K)

@@ -1,8 +1,8 @@
 """The reference against a 50-digit mpmath oracle on small 2-D problems.
 
-The oracle below is written from CONVENTIONS.md alone, element by element, sharing no
+The oracle below is written from docs/specification.md alone, element by element, sharing no
 code with `reference`: target rows built by the definition of each convention, losses
-summed term by term, the gradient from the analytic formula (CONVENTIONS.md §3) and,
+summed term by term, the gradient from the analytic formula (docs/specification.md §3) and,
 on a subset, from mpmath.diff of the oracle's own loss. Every convention x form x
 reduction x (weights or not) x (negative or in-range ignore_index), value and gradient.
 """

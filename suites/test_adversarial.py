@@ -1,4 +1,4 @@
-"""Adversarial cases, as named data: where label-smoothing bugs live (CONVENTIONS §6-7).
+"""Adversarial cases, as named data: where label-smoothing bugs live (docs/specification.md §6-7).
 
 Confident, extreme and -inf-masked logits in every dtype; degenerate and huge
 vocabularies; the empty batch; smoothing at its edges; zero class weights. Each is judged
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ls_kind("reference")
 THOROUGH = "thorough"  # the Hypothesis profile that also runs the LLM-sized vocabularies
 # 1 - p(true class) of every row: p = 0.99, 0.999, 0.9999, 1 - 1e-6. Rounding p to bfloat16
 # before subtracting the target loses 25% of the true-class gradient at 0.99 and all of it
-# from 0.999 on (CONVENTIONS §7, Liger PR #1329); every row confident makes that entry the
+# from 0.999 on (docs/specification.md §7, Liger PR #1329); every row confident makes that entry the
 # largest of the gradient at eps = 0, so the normwise budget judges it.
 CONFIDENT_ROW_MISSES = (1e-2, 1e-3, 1e-4, 1e-6)
 

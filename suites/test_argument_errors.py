@@ -1,5 +1,5 @@
 """Implementations that claim PyTorch's argument checking (drop-ins, the built-in) must
-reject what nn.CrossEntropyLoss rejects (CONVENTIONS.md §4): smoothing outside [0, 1] and
+reject what nn.CrossEntropyLoss rejects (docs/specification.md §4): smoothing outside [0, 1] and
 class targets outside [0, K). On CUDA an out-of-range target trips a device-side assert
 that poisons the process, so that check runs in a subprocess (lsuite/judging/isolate.py).
 """

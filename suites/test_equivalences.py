@@ -1,4 +1,4 @@
-"""Equivalences between conventions and between catalog implementations (CONVENTIONS §1-§5):
+"""Equivalences between conventions and between catalog implementations (docs/specification.md §1-§5):
 inclusive(eps) == exclusive(eps (K-1)/K); KL == CE - H(q) with identical gradients;
 class-index vs hand-built probability targets; seed 000's training loop under equivalent
 losses. Each check records what it measured (results.json `metrics`), so a table of

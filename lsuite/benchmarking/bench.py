@@ -239,7 +239,7 @@ SIZES = {
     "full": tuple((8192, k, ("float32", "bfloat16")) for k in (32000, 50257, 128256, 256000)),
 }
 # Hidden-states sweeps: (tokens n, hidden size h, classes k, dtypes). Measured on the shared
-# 2-core CPU, one thread (README, Benchmarks): the example's forward+backward at
+# 2-core CPU, one thread (docs/benchmarks.md): the example's forward+backward at
 # 1024 x 256 x 8192 takes about 0.5 s, at 1024 x 512 x 32000 about 4.4 s in float32 and
 # 5.9 s in bfloat16 (a point of 8 rounds or more, the baseline interleaved: minutes),
 # so `quick` keeps h = 256 and bfloat16 at k = 8192 only. `full` is a Llama-3-8B head
@@ -300,7 +300,7 @@ WARMUP_ROUNDS = 1
 # torch threads while benchmarking (--ls-bench-threads). Measured on the shared 2-core
 # machine, forward at k=1000, rounds of 50 ms: with 2 threads the per-round ratio to the
 # builtin scattered with sigma(log) 1.35 and 12-round medians by 49% between repeats; with
-# 1 thread, 0.085 and 8% (/tmp experiment in README, Benchmarks).
+# 1 thread, 0.085 and 8% (/tmp experiment in docs/benchmarks.md).
 THREADS = 1
 MEMORY_CALLS = 5  # peak memory: the median over this many calls (see peak)
 

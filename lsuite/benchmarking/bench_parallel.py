@@ -54,7 +54,7 @@ def oversubscribed(device: str, world: int) -> str | None:
     """Why CPU ranks cannot be timed here: more ranks than cores. Each round is timed on the
     wall clock, so a rank would time its peers' turns on its core. Measured on the 2-core
     machine, 5 quick sweeps: world 4 ranks' forward moved by up to +28% between runs of the
-    same commit, while world 1 and 2 stayed within the logits points' spread (README,
+    same commit, while world 1 and 2 stayed within the logits points' spread (docs/benchmarks.md,
     Benchmarks)."""
     if device == "cpu" and world > machine.cores():
         return (f"world {world} on {machine.cores()} CPU cores: the ranks would share cores and time "

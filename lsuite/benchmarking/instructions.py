@@ -20,7 +20,7 @@ benchmark point is counted instead of timed:
 What it cannot see: memory bandwidth and caches (a copy of the logits costs a few
 instructions per 32 bytes but a full pass over memory: +2% in instructions, +15-30% in
 time), threading and its scaling, the GPU (CUDA points are not counted: skip). Run time:
-see README "Benchmarks".
+see docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from pytest_benchmark.stats import Stats
 # MAX_ROUNDS (reports/benchdiff.MAX_SAMPLES ratios are stored per entry).
 MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 8, 40, 1.0
 # The least work per round: calls are repeated until a round lasts this long. Measured on
-# the shared 2-core machine (README, Benchmarks): with one call per round the forward at
+# the shared 2-core machine (docs/benchmarks.md): with one call per round the forward at
 # k=1000 (about 2 ms) spread its per-round ratio to the builtin by 20-50% between rounds,
 # because a round either did or did not lose a 3-4 ms time slice to another process; rounds
 # of 50 ms spread it by a few percent.
@@ -95,7 +95,7 @@ def cpu_clock() -> Callable[[], float]:
     """The CPU timer: with one torch thread every op runs in the calling thread (autograd's
     CPU backward too), so its CPU time (time.thread_time) is the call's cost and excludes
     the time the scheduler gave other processes; measured on the shared 2-core machine
-    with the load at 6 (README, Benchmarks): per-round ratios scatter with sigma(log) 0.014
+    with the load at 6 (docs/benchmarks.md): per-round ratios scatter with sigma(log) 0.014
     against 0.085 on the wall clock. With more threads, the wall clock (perf_counter)."""
     return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
 

@@ -2,8 +2,8 @@
 
 Each recipe keeps its text's quirks and constructor defaults; where that makes it fail a
 check, the record declares a KnownDefect with the reason, and the suite demonstrates it
-(strict xfail: if the defect ever stops showing, the run fails). Seeds are in
-../shared/seeds/; CONVENTIONS.md §5 summarises them.
+(strict xfail: if the defect ever stops showing, the run fails). The recipes are
+described in docs/specification.md §5.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lsuite.record.records import BuildConfig, Impl, KnownDefect
 
 HALF = ("bfloat16", "float16")
 # Measured with torch 2.13.0 (CPU): nn.CrossEntropyLoss(label_smoothing=-0.1) returns a
-# loss; only values above 1.0 raise. CONVENTIONS.md §4 says outside [0, 1] raises.
+# loss; only values above 1.0 raise. docs/specification.md §4 says outside [0, 1] raises.
 TORCH_ACCEPTS_NEGATIVE_EPS = KnownDefect(
     "torch accepts a negative label_smoothing (it checks only > 1.0): label_smoothing=-0.1 "
     "returns a loss with negative smoothing mass instead of raising",

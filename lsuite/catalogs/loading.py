@@ -4,7 +4,7 @@ SPEC is `package.module:attr` or `path/to/file.py:attr`. `attr` is either an `Im
 record, or a drop-in for `torch.nn.CrossEntropyLoss`: a class or factory taking (some of)
 the keyword arguments label_smoothing, weight, ignore_index, reduction, whose instances
 are called as `module(input, target)`. A drop-in is held to PyTorch's semantics
-(CONVENTIONS.md §4) for the keyword arguments its signature accepts.
+(docs/specification.md §4) for the keyword arguments its signature accepts.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def accepted_kwargs(factory, spec: str = "") -> tuple[str, ...]:
         raise SpecError(
             f"--ls-impl {spec!r}: its signature takes **kwargs, so which of "
             f"{', '.join(DROP_IN_KWARGS)} it honours is unknown; name them in the signature or "
-            "write an lsuite.Impl record (README: Plugging in your implementation)")
+            "write an lsuite.Impl record (docs/plugging-in.md)")
     names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     return tuple(k for k in DROP_IN_KWARGS if k in names)
 

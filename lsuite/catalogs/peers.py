@@ -45,7 +45,7 @@ INSTALL = "pip install -r requirements-peers.txt (or the suite's [peers] extra)"
 # The interpreter runs one Triton program per row in Python with NumPy blocks; this cap keeps
 # every check of the Liger record inside the vocabulary sweep's K = 32000 x N = 8 while leaving
 # out the thorough profile's LLM-sized vocabularies (4 x 128256), so its whole interpreted run
-# stays under 5 minutes on the project's 2-core machine (README: Measured figures).
+# stays under 5 minutes on the project's 2-core machine (docs/measured.md).
 INTERPRETED_MAX_ELEMENTS = 8 * 32000
 
 
@@ -312,7 +312,7 @@ MEGATRON_LOCAL_SMOOTHING = (
     "`log_probs.mean(dim=-1)` averages the rank's columns, with no all-reduce: at world > 1 with "
     "eps > 0 the ranks' losses disagree and differ from world 1's, and each non-target gradient "
     "column is p - eps/(K/world - 1) instead of p - eps/(K - 1) (NVIDIA/Megatron-LM#737, #7464; "
-    "hand check: README, ecosystem catalog)")
+    "hand check: docs/catalogs.md)")
 
 PEERS: tuple[Impl, ...] = (
     Impl(
@@ -344,7 +344,7 @@ PEERS: tuple[Impl, ...] = (
             "dtype (float32): float64 logits get float32-rounded smoothing mass",
             when=FLOAT32_TARGET_SHOWS, kinds=FLOAT32_TARGET_SCOPE["kinds"],
             # the affine-in-eps invariant compares L(eps) with L(0) and L(1): the float32
-            # rounding of 1-eps+eps/K is not affine (hand check: README, findings)
+            # rounding of 1-eps+eps/K is not affine (hand check: docs/catalogs.md)
             checks=FLOAT32_TARGET_SCOPE["checks"] + ("loss_is_affine_in_smoothing",)),),
     ),
     Impl(
@@ -376,7 +376,7 @@ PEERS: tuple[Impl, ...] = (
         # ops/cross_entropy.py: `BT, V = _input.shape` (2-D only); every block `.cast(tl.float32)`
         # then stored in the input's dtype; the gradient is written into the input buffer
         # ("in-place" for memory); reduction mean divides by the non-ignored count or Σ w_y and
-        # an all-ignored batch sums zero rows (0; CONVENTIONS §6); asserts 0 <= eps <= 1 and
+        # an all-ignored batch sums zero rows (0; docs/specification.md §6); asserts 0 <= eps <= 1 and
         # targets in [0, V).
         build=construct(Lazy("liger_kernel.transformers", "LigerCrossEntropyLoss")),
         convention="inclusive", form="ce", nd=False, unbatched=False, class_dim="last",

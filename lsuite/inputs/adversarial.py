@@ -1,4 +1,4 @@
-"""The one builder of adversarial logits: where label-smoothing bugs live (CONVENTIONS §6-7).
+"""The one builder of adversarial logits: where label-smoothing bugs live (docs/specification.md §6-7).
 
 A *logit kind* turns ordinary logits into the inputs that break careless kernels:
 

@@ -5,7 +5,7 @@
 
 Each predicate is callable on a Case and prints as the condition it tests
 ("dtype in ('bfloat16', 'float16') and K > 2"), so the words in --ls-list, results.json and
-the report are generated from the very predicate that decides (STYLE.md §12): they cannot
+the report are generated from the very predicate that decides: they cannot
 drift apart. Field names are checked against Case when the predicate is written.
 """
 
@@ -85,7 +85,14 @@ class _Field:
 
 
 class _When:
-    """`when.<field>`: a Case field to build a predicate from."""
+    """Conditions on a case, for ``KnownDefect(when=...)``: ``when.<field>`` is a field of
+    the case (device, dtype, reduction, eps, K, N, layout, ignore, weight, targets, logits,
+    miss, H, bias, world), compared with a constant by ``==``, ``!=``, ``<``, ``<=``, ``>``,
+    ``>=`` or ``.isin(values)``; the results combine with ``&``, ``|`` and ``~``, and print as
+    the condition they test. A name that is not a field raises AttributeError at once::
+
+        when.dtype.isin(("bfloat16", "float16")) & (when.K > 2)
+    """
 
     def __getattr__(self, name: str) -> _Field:
         from lsuite.inputs.cases import (

@@ -1,4 +1,4 @@
-"""The table behind the low-precision anchor (README, "Tolerances"), measured by the suite's
+"""The table behind the low-precision anchor (docs/tolerances.md), measured by the suite's
 own pieces: `python -m lsuite.judging.anchor_table`.
 
 For confident rows (every row at p(true class) = 1 - miss, K=1000, N=16, mean) in bfloat16

@@ -130,7 +130,7 @@ def attainable(inputs: Inputs, dtype: str, value_ref, grad_ref) -> Attainable:
             scale = scale * kept[:, None]
             grad_terms = scale * (np.abs(weighted.sum(axis=-1))[:, None] * p + np.abs(weighted))
             row_terms = (np.abs(weighted) * (np.abs(z0) + np.abs(lse0)[:, None])).sum(axis=-1)
-            if spec.form == "kl":  # + Σ q̃ log q, the entropy offset (CONVENTIONS §2)
+            if spec.form == "kl":  # + Σ q̃ log q, the entropy offset (docs/specification.md §2)
                 logq = np.log(np.where(rows > 0, rows, 1.0))
                 row_terms = row_terms + np.abs(weighted * logq).sum(axis=-1)
             elements = (row_terms * kept * (steps_k * u32))[:, None]  # (R, 1): one per row

@@ -1,4 +1,4 @@
-"""The checks of a hidden-states record (fused linear cross-entropy; README "Losses beyond
+"""The checks of a hidden-states record (fused linear cross-entropy; docs/input-kinds.md "Losses beyond
 one logits tensor"): its value and its gradients for h, W and b against the float64
 reference (reference.linear_loss_and_grad, z formed a chunk of rows at a time), and the
 invariants that carry over from the logits checks: a shift of every logit through the bias,

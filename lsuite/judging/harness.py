@@ -133,7 +133,7 @@ class _TrueClass:
     """The gradient's true-class entry of every kept row, measured one row at a time (a
     normwise error hides one wrong entry per row when K is large). Recorded, not judged:
     where p_y is close to the target mass the entry cancels to a tiny number, and there
-    even PyTorch's CPU kernel errs by up to ~170x its attainable error (README,
+    even PyTorch's CPU kernel errs by up to ~170x its attainable error (docs/tolerances.md,
     "Tolerances"); the confident-row cases make that entry the largest of the gradient,
     so the normwise judgement is the per-entry one there."""
 

@@ -365,7 +365,7 @@ def layout_matches_2d(ctx: Context, sample: Sample) -> None:
     flat = replace(sample, logits=rows, target=sample.target.reshape(-1), layout="2d")
     ctx_2d = context_for(ctx, flat)
     shaped, plain = evaluate(ctx_nd, sample), evaluate(ctx_2d, flat)
-    # batchmean divides by the first dim (CONVENTIONS §6), which the layouts differ in: N for
+    # batchmean divides by the first dim (docs/specification.md §6), which the layouts differ in: N for
     # N-D, but K for an unbatched (K,) input, as torch's KLDivLoss does.
     factor = flat.N / sample.logits.shape[0] if ctx.case.reduction == "batchmean" else 1.0
     expected = plain.value.reshape(shaped.value.shape) if ctx.case.reduction == "none" else plain.value

@@ -7,7 +7,7 @@ A reference check passes when, for the value and for the gradient separately,
 - float64: a floor, RTOL * max|reference| + ATOL.
 - float32: max(the floor, BASELINE_FACTOR x PyTorch's own error on the same inputs), as
   before issue 14 (float32 was not re-anchored: at K = 32000 a recipe's float32 sums over
-  the classes need the PyTorch term; see README "Tolerances").
+  the classes need the PyTorch term; see docs/tolerances.md).
 - bfloat16 and float16: ATTAINABLE_FACTOR x what a careful kernel attains on the same
   rounded inputs (lsuite/judging/attainable.py: the float64 result rounded once to the dtype, plus
   the error a float32 accumulator over K classes allows), computed from the reference
@@ -19,7 +19,7 @@ PyTorch's own error on the same inputs in the same dtype (lsuite/judging/torch_e
 measured and reported beside it ("x PyTorch on this device"); it sets no low-precision
 budget: on a CPU
 PyTorch rounds softmax to bfloat16 before subtracting the target and loses the whole
-true-class gradient of a confident row (README, "Tolerances"), and a budget anchored to it
+true-class gradient of a confident row (docs/tolerances.md), and a budget anchored to it
 would let a kernel do the same. Errors are normwise (max over elements) because a loss
 gradient's elements span many orders of magnitude and elementwise relative error on the
 tiny ones measures nothing but rounding.
@@ -73,7 +73,7 @@ FLOAT32_STEPS = 5
 # most results round by less, so a kernel that rounds once more than necessary (stores a
 # bf16 intermediate such as log-probabilities, or sums row losses in the dtype) stays
 # inside; one that rounds a confident probability before subtracting the target
-# (CONVENTIONS §7, Liger PR #1329) does not: in bfloat16 at eps = 0 it errs by 25% of the
+# (docs/specification.md §7, Liger PR #1329) does not: in bfloat16 at eps = 0 it errs by 25% of the
 # true-class gradient at p = 0.99 and by 100% at p >= 0.999, against an attainable 0.4%.
 ATTAINABLE_FACTOR = {"bfloat16": 3.0, "float16": 3.0}
 # float32 only: how many times PyTorch's own error an implementation may reach.

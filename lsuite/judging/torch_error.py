@@ -61,7 +61,7 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
 
 
 def _weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Σ_c w_c q_c log q_c per row, 0 log 0 = 0 (the KL offset, CONVENTIONS §2)."""
+    """Σ_c w_c q_c log q_c per row, 0 log 0 = 0 (the KL offset, docs/specification.md §2)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
     return (terms * weight).sum(axis=-1)

@@ -1,4 +1,4 @@
-"""The checks of a vocab-parallel record (README "Losses beyond one logits tensor"): the
+"""The checks of a vocab-parallel record (docs/input-kinds.md): the
 case's logits split by columns across `world` ranks of a torch.distributed group
 (lsuite/running/distributed.py); every rank's loss must be the whole vocabulary's reference loss,
 the ranks must agree with each other, and each rank's gradient must be its columns of the

@@ -46,7 +46,7 @@ def pytest_addoption(parser):
     group.addoption("--ls-bench-threads", type=int, default=bench.THREADS, metavar="N",
                     help="torch threads while a benchmark runs: with 2 threads on a 2-core machine "
                          "shared with other work, every parallel region waits for a preempted "
-                         "thread and the per-round ratios scatter 10x more (README, Benchmarks) "
+                         "thread and the per-round ratios scatter 10x more (docs/benchmarks.md) "
                          f"(default: {bench.THREADS})")
     group.addoption("--ls-bench-measure", choices=("time", "instructions"), default="time",
                     help="time: wall time with the builtin interleaved, judged with statistics; "

@@ -19,12 +19,12 @@ from reports.analysis import verdict_of
 from reports.files import write_results
 from reports.inputs import check_fields, input_kinds
 
-SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (README, Results)
+SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (docs/results-schema.md)
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
 BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
 DEFAULT_KIND = "unspecified"  # a check whose PROPERTY dict names no "kind" (none of ours)
-# The conventions worked example (CONVENTIONS.md §1) recorded per implementation: the
+# The conventions worked example (docs/specification.md §1) recorded per implementation: the
 # target distribution for K classes, smoothing eps, class-index target TARGET, with
 # column PAD_INDEX as the padding column of a padding_excluded implementation.
 EXAMPLE = {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0}

@@ -19,12 +19,15 @@ from lsuite.record.records import BuildConfig, Impl
 
 @dataclass(frozen=True)
 class construct:  # noqa: N801 - used like a function: build=construct(Loss, eps="smoothing")
-    """build(cfg) = factory(**{keyword: cfg.field}), moved to cfg.device if it has `.to`.
+    """A build function made of fields: ``build(cfg)`` calls ``factory(**kwargs)`` with
+    ``kwargs = {keyword: getattr(cfg, field)}`` and moves the result to ``cfg.device`` if it
+    has ``.to``.
 
-    factory: the loss class or a function returning loss_fn(input, target).
+    factory: the loss class or a function returning ``loss_fn(input, target)``.
     eps, reduction, weight, ignore_index, num_classes: the factory's keyword for that field
     of BuildConfig, or None to never pass it. weight and ignore_index are passed only when the
-    check passes them (otherwise the factory's defaults hold).
+    check passes them (otherwise the factory's defaults hold). Example:
+    ``construct(SmoothedCE, eps="smoothing", reduction=None, ignore_index="pad_id")``.
     """
 
     factory: Callable[..., Any]
@@ -46,7 +49,7 @@ class construct:  # noqa: N801 - used like a function: build=construct(Loss, eps
 
 def dropin(factory, *, name: str | None = None, accepted: tuple[str, ...] | None = None,
            **claims) -> Impl:
-    """The record of an nn.CrossEntropyLoss drop-in (PyTorch's semantics, CONVENTIONS §4) for
+    """The record of an nn.CrossEntropyLoss drop-in (PyTorch's semantics, docs/specification.md §4) for
     the keyword arguments its signature accepts (`accepted` overrides that), with `claims`
     (any other Impl field: class_dim, nd, mutates_input, computes_in, ...) on top."""
     from lsuite.catalogs.loading import DROP_IN_KWARGS, accepted_kwargs

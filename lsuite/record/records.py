@@ -1,6 +1,6 @@
 """The record of one implementation under test, and what building it receives.
 
-Tests read these fields, never implementation names (STYLE.md: declare, don't branch).
+Tests read these fields, never implementation names (declare, don't branch).
 Each field says which part of the suite reads it.
 """
 
@@ -19,7 +19,7 @@ __all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CLASS_DIMS", "C
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
-# What the implementation is called on (README "Losses beyond one logits tensor"): the logits,
+# What the implementation is called on (docs/input-kinds.md): the logits,
 # their log_softmax, hidden states and a classifier (fused linear: loss_fn(h, W, target, bias)),
 # or its rank's columns of the logits inside a torch.distributed group (vocab-parallel).
 INPUTS = ("logits", "log_probs", "hidden_states", "vocab_parallel")
@@ -27,7 +27,7 @@ LOGITS_INPUTS = ("logits", "log_probs")  # the inputs the logits checks are gene
 WORLD_SIZES = (1, 2, 4)  # the distributed runner's world sizes (lsuite/running/distributed.py)
 CLASS_DIMS = ("1", "last")  # classes on dim 1 as nn.CrossEntropyLoss, or on the last dim (B, T, V)
 # The dtype of the returned loss: the logits', always float32, or float32 for bfloat16/float16
-# logits and the logits' otherwise (HF LabelSmoother, torch.autocast; CONVENTIONS §8).
+# logits and the logits' otherwise (HF LabelSmoother, torch.autocast; docs/specification.md §8).
 OUTPUT_DTYPES = ("input", "float32", "at_least_float32")
 IGNORE_INDICES = ("negative", "in_range")  # an ignore_index of -100, or a real class (1)
 EMPTY_MEANS = ("nan", "zero")  # a mean over nothing: NaN as PyTorch, or 0 (Liger, Keras; §6)
@@ -94,11 +94,17 @@ class KnownDefect:
 
 @dataclass(frozen=True)
 class Impl:
-    """One implementation under test."""
+    """One implementation under test: how to build it and what it claims.
+
+    name, build, convention and form are required; every other field's default is
+    PyTorch's behaviour (nn.CrossEntropyLoss), so a record states only where it differs.
+    docs/plugging-in.md lists every field with what the suite does with it. A bad value
+    raises one ValueError naming every problem.
+    """
 
     name: str  # test ids, results, report
     build: Callable[[BuildConfig], Callable[..., Any]]  # runner: returns loss_fn(input, target)
-    convention: str  # reference: the target distribution it claims (CONVENTIONS.md §1)
+    convention: str  # reference: the target distribution it claims (docs/specification.md §1)
     form: str  # reference: "ce", "kl" or "bce" (§2)
     description: str = ""  # --ls-list and the report
     origin: str = "builtin"  # "builtin" or the --ls-impl SPEC it came from (isolated subprocess checks)

@@ -349,7 +349,7 @@ class _SoftmaxRoundedBeforeSubtracting(torch.autograd.Function):
 
 class RoundsSoftmaxBeforeSubtracting(_ComputesInFloat32):
     """Float32 arithmetic like Float32RoundOnceCE, but the gradient rounds the softmax to
-    the logits' dtype before subtracting the target (CONVENTIONS §7, Liger PR #1329): a
+    the logits' dtype before subtracting the target (docs/specification.md §7, Liger PR #1329): a
     confident row's true-class gradient is lost in bfloat16 and float16; exact in float32
     and float64, where the rounding changes nothing."""
 
