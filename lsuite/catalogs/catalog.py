@@ -8,12 +8,14 @@ described in docs/specification.md §5.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsuite.catalogs.loading import load
 from lsuite.inputs.predicates import when
 from lsuite.record.records import BuildConfig, Impl, KnownDefect
 
@@ -309,10 +311,6 @@ CATALOG: tuple[Impl, ...] = (
 def _examples() -> tuple[Impl, ...]:
     """The repository's examples of the losses beyond one logits tensor (examples/), in the
     default run when the suite runs from the repository (an installed suite has no examples/)."""
-    import dataclasses
-
-    from lsuite.catalogs.loading import load
-
     root = Path(__file__).resolve().parents[2] / "examples"
     found = []
     for file, attr in EXAMPLES:

@@ -12,19 +12,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import inspect
 import re
 import sys
 from pathlib import Path
 
-from lsuite.inputs.predicates import Predicate
+from lsuite.record.builders import SpecError, accepted_kwargs, dropin
+from lsuite.record.predicate import Predicate
 from lsuite.record.records import Impl, KnownDefect
-
-DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
-
-
-class SpecError(ValueError):
-    """A SPEC that cannot be turned into a record; the message is one line."""
 
 
 def _import(spec: str):
@@ -55,29 +49,10 @@ def _import(spec: str):
         raise SpecError(f"--ls-impl {spec!r}: {where} has no attribute {attr!r}") from None
 
 
-def accepted_kwargs(factory, spec: str = "") -> tuple[str, ...]:
-    """The drop-in keyword arguments the factory's signature names. A signature with
-    **kwargs says nothing about which of them it honours (a wrapper may swallow weight=):
-    that needs a record, not a guess."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return DROP_IN_KWARGS  # builtins without a signature: assume the full interface
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        raise SpecError(
-            f"--ls-impl {spec!r}: its signature takes **kwargs, so which of "
-            f"{', '.join(DROP_IN_KWARGS)} it honours is unknown; name them in the signature or "
-            "write an lsuite.Impl record (docs/plugging-in.md)")
-    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    return tuple(k for k in DROP_IN_KWARGS if k in names)
-
-
 def drop_in_record(factory, name: str, spec: str) -> Impl:
     accepted = accepted_kwargs(factory, spec)
     if "label_smoothing" not in accepted:
         raise SpecError(f"--ls-impl {spec!r}: a drop-in must accept the keyword argument label_smoothing=")
-    from lsuite.record.builders import dropin
-
     return dropin(factory, name=name, accepted=accepted, origin=spec)
 
 

@@ -37,6 +37,7 @@ from lsuite.catalogs.catalog import (
     FLOAT32_TARGET_SCOPE,
     FLOAT32_TARGET_SHOWS,
 )
+from lsuite.inputs.cases import shapes
 from lsuite.inputs.predicates import when
 from lsuite.record.builders import construct
 from lsuite.record.records import Impl, KnownDefect
@@ -126,8 +127,6 @@ def interpreted() -> bool:
 
 
 def _elements(case) -> int:
-    from lsuite.inputs.cases import shapes
-
     size = 1
     for n in shapes(case)[0]:
         size *= n

@@ -13,40 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Callable
-from typing import Any
 
-_PRECEDENCE = {"or": 1, "and": 2, "not": 3, "atom": 4}
-
-
-class Predicate:
-    """A condition on a Case; combine with `&`, `|` and `~`."""
-
-    def __init__(self, test: Callable[[Any], bool], text: str, op: str = "atom"):
-        self._test, self.text, self.op = test, text, op
-
-    def __call__(self, case) -> bool:
-        return bool(self._test(case))
-
-    def _inside(self, op: str) -> str:
-        return f"({self.text})" if _PRECEDENCE[self.op] < _PRECEDENCE[op] else self.text
-
-    def __and__(self, other: Predicate) -> Predicate:
-        return Predicate(lambda c: self(c) and other(c),
-                         f"{self._inside('and')} and {other._inside('and')}", "and")
-
-    def __or__(self, other: Predicate) -> Predicate:
-        return Predicate(lambda c: self(c) or other(c),
-                         f"{self._inside('or')} or {other._inside('or')}", "or")
-
-    def __invert__(self) -> Predicate:
-        return Predicate(lambda c: not self(c), f"not {self._inside('not')}", "not")
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return f"Predicate({self.text!r})"
+from lsuite.inputs.cases import Case
+from lsuite.record.predicate import Predicate
 
 
 class _Field:
@@ -95,10 +64,6 @@ class _When:
     """
 
     def __getattr__(self, name: str) -> _Field:
-        from lsuite.inputs.cases import (
-            Case,  # records -> predicates -> cases -> records: import late
-        )
-
         if name.startswith("_") or name not in {f.name for f in dataclasses.fields(Case)}:
             raise AttributeError(f"Case has no field {name!r}")
         return _Field(name)

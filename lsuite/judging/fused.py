@@ -29,6 +29,7 @@ from lsuite.judging.properties import (
     relabel,
     seeded_order,
 )
+from lsuite.judging.torch_error import weighted_neg_entropy
 from lsuite.record import claims
 from lsuite.running.runner import Context, Feed, run
 
@@ -96,8 +97,7 @@ def pytorch_linear_outputs(inputs: LinearInputs, dtype: str) -> dict:
     z = F.linear(leaves["hidden"], leaves["classifier"], leaves.get("bias"))
     per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
     if inputs.spec.form == "kl":
-        from lsuite.judging.torch_error import _weighted_neg_entropy
-        per = per + torch.tensor(_weighted_neg_entropy(rows, weight), dtype=tdtype)
+        per = per + torch.tensor(weighted_neg_entropy(rows, weight), dtype=tdtype)
     per = per * torch.tensor(kept, dtype=tdtype)
     if inputs.cotangent is not None:
         (per * torch.tensor(inputs.cotangent, dtype=tdtype)).sum().backward()

@@ -34,7 +34,7 @@ def bad_target_value(case: Case, which: str) -> int:
 def attempt(ctx: Context, *, eps: float | None = None, target: str | None = None) -> str | None:
     """`attempt_local` in the implementation's worker process when the check has one."""
     if ctx.pool is not None:
-        return ctx.pool.call(ctx, "attempt", eps, target)
+        return ctx.pool.call(ctx, attempt_local, eps, target)
     return attempt_local(ctx, eps, target)
 
 

@@ -38,7 +38,7 @@ def pytorch_outputs(inputs: Inputs, dtype: str) -> tuple[np.ndarray, np.ndarray]
     else:
         per = F.cross_entropy(z, torch.tensor(rows * weight, dtype=tdtype), reduction="none")
         if spec.form == "kl":
-            per = per + torch.tensor(_weighted_neg_entropy(rows, weight), dtype=tdtype)
+            per = per + torch.tensor(weighted_neg_entropy(rows, weight), dtype=tdtype)
         per = per * torch.tensor(kept, dtype=tdtype)
     if inputs.cotangent is not None:
         cotangent = inputs.cotangent.reshape(-1) if spec.form != "bce" else \
@@ -60,7 +60,7 @@ def pytorch_error(inputs: Inputs, dtype: str, value_ref, grad_ref) -> tuple[floa
     return _max_abs(value, value_ref), _max_abs(grad, grad_ref)
 
 
-def _weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def weighted_neg_entropy(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Σ_c w_c q_c log q_c per row, 0 log 0 = 0 (the KL offset, docs/specification.md §2)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lsuite.benchmarking.machine import cpu_model
+from lsuite.record import claims
 from reports.analysis import verdict_of
 from reports.files import write_results
 from reports.inputs import check_fields, input_kinds
@@ -236,5 +237,5 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
         "hypothesis_profile": config.getoption("hypothesis_profile", None) or "default",
         "hypothesis_seed": config.getoption("hypothesis_seed", None),  # set by lsuite.pytest_plugin.hypoplugin
         "workers": getattr(config.option, "numprocesses", None) or 1,
-        "impls": [impl.describe() | {"example_target": example_target(impl)} for impl in impls],
+        "impls": [claims.as_data(impl) | {"example_target": example_target(impl)} for impl in impls],
     }

@@ -10,11 +10,35 @@ Both are frozen dataclasses (picklable when the factory is importable), not clos
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from lsuite.record.records import BuildConfig, Impl
+
+DROP_IN_KWARGS = ("label_smoothing", "weight", "ignore_index", "reduction")
+
+
+class SpecError(ValueError):
+    """A SPEC that cannot be turned into a record; the message is one line."""
+
+
+def accepted_kwargs(factory, spec: str = "") -> tuple[str, ...]:
+    """The drop-in keyword arguments the factory's signature names. A signature with
+    **kwargs says nothing about which of them it honours (a wrapper may swallow weight=):
+    that needs a record, not a guess."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return DROP_IN_KWARGS  # builtins without a signature: assume the full interface
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        raise SpecError(
+            f"--ls-impl {spec!r}: its signature takes **kwargs, so which of "
+            f"{', '.join(DROP_IN_KWARGS)} it honours is unknown; name them in the signature or "
+            "write an lsuite.Impl record (docs/plugging-in.md)")
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return tuple(k for k in DROP_IN_KWARGS if k in names)
 
 
 @dataclass(frozen=True)
@@ -52,8 +76,6 @@ def dropin(factory, *, name: str | None = None, accepted: tuple[str, ...] | None
     """The record of an nn.CrossEntropyLoss drop-in (PyTorch's semantics, docs/specification.md §4) for
     the keyword arguments its signature accepts (`accepted` overrides that), with `claims`
     (any other Impl field: class_dim, nd, mutates_input, computes_in, ...) on top."""
-    from lsuite.catalogs.loading import DROP_IN_KWARGS, accepted_kwargs
-
     accepted = accepted_kwargs(factory, getattr(factory, "__name__", "")) if accepted is None else accepted
     if "label_smoothing" not in accepted:
         raise ValueError(f"{factory!r}: a drop-in must accept the keyword argument label_smoothing=")

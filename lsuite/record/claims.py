@@ -6,14 +6,12 @@ claim is read in one place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 import reference
-
-if TYPE_CHECKING:  # records.py asks describe() here: no import cycle at run time
-    from lsuite.record.records import Impl
+from lsuite.record.records import Impl
 
 # Reductions that divide by something that can be zero (reference.denominator).
 MEANS = ("mean", "batchmean", "row_mean", "element_mean")
@@ -89,3 +87,48 @@ def describe(impl: Impl) -> list[str]:
     if impl.triton:
         said.append("Triton kernels")
     return said
+
+
+def as_data(impl: Impl) -> dict[str, Any]:
+    """The record as JSON-ready data for results.json and --ls-list: every claim, and the
+    claims beyond PyTorch's defaults in words."""
+    return {
+        "name": impl.name,
+        "description": impl.description,
+        "origin": impl.origin,
+        "convention": impl.convention,
+        "form": impl.form,
+        "input": impl.input,
+        "pad_index": "ignore_index" if impl.pad_index_is_ignore_index else None,
+        "reductions": list(impl.reductions),
+        "class_dim": impl.class_dim,
+        "output_dtype": impl.output_dtype,
+        "computes_in": impl.computes_in,
+        "empty_mean": impl.empty_mean,
+        "mutates_input": impl.mutates_input,
+        "triton": impl.triton,
+        "interpreter_cannot": list(impl.interpreter_cannot),
+        "check_kinds": list(impl.check_kinds),
+        "bias": impl.bias if impl.input == "hidden_states" else None,
+        "worlds": list(impl.worlds) if impl.input == "vocab_parallel" else None,
+        "uneven_shards": impl.uneven_shards if impl.input == "vocab_parallel" else None,
+        "claims": describe(impl),
+        "supports": {
+            "ignore_index": impl.ignore_index,
+            "ignore_indices": list(impl.ignore_indices) if impl.ignore_index else [],
+            "weights": impl.weights,
+            "prob_targets": impl.prob_targets,
+            "nd": impl.nd,
+            "unbatched": impl.unbatched,
+            "dtypes": list(impl.dtypes),
+            "devices": list(impl.devices),
+            "eps_min": impl.eps_min,
+            "eps_max": impl.eps_max,
+            "eps_max_inclusive": impl.eps_max_inclusive,
+        },
+        "known_defects": [
+            {"checks": list(d.checks), "kinds": list(d.kinds), "when": d.when_text,
+             "reason": d.reason}
+            for d in impl.known_defects
+        ],
+    }

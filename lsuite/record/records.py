@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsuite.inputs.predicates import Predicate
+from lsuite.record.predicate import Predicate
 from reference.spec import CONVENTIONS, FORMS, REDUCTIONS
 
 __all__ = ["BuildConfig", "Impl", "KnownDefect", "CHECK_KINDS", "CLASS_DIMS", "COMPUTES_IN",
@@ -217,48 +217,3 @@ class Impl:
         low_ok = eps > self.eps_min or (self.eps_min_inclusive and eps == self.eps_min)
         high_ok = eps < self.eps_max or (self.eps_max_inclusive and eps == self.eps_max)
         return low_ok and high_ok
-
-    def describe(self) -> dict[str, Any]:
-        from lsuite.record.claims import describe as claims_in_words
-
-        """JSON-ready description for results.json and --ls-list."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "origin": self.origin,
-            "convention": self.convention,
-            "form": self.form,
-            "input": self.input,
-            "pad_index": "ignore_index" if self.pad_index_is_ignore_index else None,
-            "reductions": list(self.reductions),
-            "class_dim": self.class_dim,
-            "output_dtype": self.output_dtype,
-            "computes_in": self.computes_in,
-            "empty_mean": self.empty_mean,
-            "mutates_input": self.mutates_input,
-            "triton": self.triton,
-            "interpreter_cannot": list(self.interpreter_cannot),
-            "check_kinds": list(self.check_kinds),
-            "bias": self.bias if self.input == "hidden_states" else None,
-            "worlds": list(self.worlds) if self.input == "vocab_parallel" else None,
-            "uneven_shards": self.uneven_shards if self.input == "vocab_parallel" else None,
-            "claims": claims_in_words(self),
-            "supports": {
-                "ignore_index": self.ignore_index,
-                "ignore_indices": list(self.ignore_indices) if self.ignore_index else [],
-                "weights": self.weights,
-                "prob_targets": self.prob_targets,
-                "nd": self.nd,
-                "unbatched": self.unbatched,
-                "dtypes": list(self.dtypes),
-                "devices": list(self.devices),
-                "eps_min": self.eps_min,
-                "eps_max": self.eps_max,
-                "eps_max_inclusive": self.eps_max_inclusive,
-            },
-            "known_defects": [
-                {"checks": list(d.checks), "kinds": list(d.kinds), "when": d.when_text,
-                 "reason": d.reason}
-                for d in self.known_defects
-            ],
-        }

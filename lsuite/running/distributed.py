@@ -40,8 +40,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from lsuite.running.runner import CheckFailed, Context, Feed, Outcome
-from lsuite.running.worker import record_ref
+from lsuite.running import process
+from lsuite.running.process import record_ref
+from lsuite.running.runner import CheckFailed, Context, Feed, Outcome, run_shard
 
 HOST = "127.0.0.1"
 FAILURE_GRACE_S = 2.0  # after one rank failed, how long the others may take to answer
@@ -54,9 +55,7 @@ def _context(device: str):
 
     if device == "cuda":
         return tmp.get_context("spawn")
-    from lsuite.running.worker import _context as forkserver  # the fork server the workers share
-
-    return forkserver()
+    return process.start_context()  # the fork server the workers share
 
 
 def backend_for(device: str) -> str:
@@ -80,16 +79,6 @@ def unavailable(device: str, world: int) -> str | None:
 
 # ------------------------------------------------------------------ the rank's side
 
-def _function(name: str):
-    if name == "bench":
-        from lsuite.benchmarking.bench_parallel import measure_rank
-
-        return measure_rank
-    from lsuite.running.runner import run_shard
-
-    return run_shard
-
-
 def rank_main(conn, ref, device, rank, world, port) -> None:
     """One rank (the process target): join the group once, then one check per message
     (function, case, seed, args) -> (status, payload, changed torch state, group intact),
@@ -98,10 +87,8 @@ def rank_main(conn, ref, device, rank, world, port) -> None:
     import torch
     import torch.distributed as dist
 
-    from lsuite.running import worker
-
     timeout = datetime.timedelta(seconds=STORE_TIMEOUT_S)
-    state = worker._TorchState()  # before the record's module is imported, as in a worker
+    state = process.TorchState()  # before the record's module is imported, as in a worker
     record, setup_error = None, None
     try:
         if device == "cuda":
@@ -110,9 +97,9 @@ def rank_main(conn, ref, device, rank, world, port) -> None:
         bound = {"device_id": torch.device("cuda", rank)} if device == "cuda" else {}
         dist.init_process_group(backend_for(device), store=store, rank=rank, world_size=world,
                                 timeout=timeout, **bound)  # NCCL: formed now, errors here
-        record = worker._record(ref)
+        record = process.rebuild(ref)
     except BaseException as exc:  # noqa: BLE001 - every check of this group reports it
-        setup_error = worker._cut(f"joining the group or loading the record failed: "
+        setup_error = process.cut(f"joining the group or loading the record failed: "
                                   f"{type(exc).__name__}: {exc}")
     try:
         while True:
@@ -128,9 +115,9 @@ def rank_main(conn, ref, device, rank, world, port) -> None:
                 if setup_error is not None:
                     raise CheckFailed(setup_error)
                 ctx = Context(impl=record, case=case, seed=seed)
-                return _function(function)(ctx, *args, rank, world, dist.group.WORLD)
+                return function(ctx, *args, rank, world, dist.group.WORLD)
 
-            worker.answer(conn, check, state, after=lambda: (dist.is_initialized(),))
+            process.answer(conn, check, state, after=lambda: (dist.is_initialized(),))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -236,12 +223,13 @@ def _limit(ctx: Context, default_s: float) -> float:
 def run_ranks(ctx: Context, feed: Feed, world: int, limit_s: float = 60.0) -> list[Outcome]:
     """Every rank's Outcome (rank order); any rank's failure, hang or death is ctx.fail
     naming the rank. `feed.logits` holds every column: each rank cuts its own shard."""
-    return call_ranks(ctx, world, "shard", (feed,), limit_s)
+    return call_ranks(ctx, world, run_shard, (feed,), limit_s)
 
 
-def call_ranks(ctx: Context, world: int, function: str, args: tuple, limit_s: float = 60.0) -> list:
+def call_ranks(ctx: Context, world: int, function, args: tuple, limit_s: float = 60.0) -> list:
     """`function(ctx, *args, rank, world, group)` on every rank of the record's group for
-    `world` (rank order): "shard" (runner.run_shard) or "bench" (bench_parallel.measure_rank)."""
+    `world` (rank order). `function` is a module-level function, sent by reference:
+    runner.run_shard for the checks, bench_parallel.measure_rank for the benchmarks."""
     if why := unavailable(ctx.case.device, world):
         import pytest
 
@@ -301,8 +289,6 @@ def _collect(ranks: list[_Rank], deadline: float) -> None:
 
 
 def _outcomes(ctx: Context, ranks: list[_Rank]) -> list:
-    from lsuite.running.worker import _death
-
     problems = []
     for rank, r in enumerate(ranks):
         if r.reply is None:
@@ -310,7 +296,7 @@ def _outcomes(ctx: Context, ranks: list[_Rank]) -> list:
                             f"another rank never joined)")
         elif r.reply[0] == "died":
             r.process.join(5)
-            problems.append(f"rank {rank}: the implementation crashed: {_death(r.process.exitcode)}")
+            problems.append(f"rank {rank}: the implementation crashed: {process.death(r.process.exitcode)}")
         elif r.reply[0] == "failed":
             problems.append(f"rank {rank}: {r.reply[1]}")
     if problems:

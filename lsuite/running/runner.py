@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsuite.inputs.cases import Case
+from lsuite.inputs.cases import Case, shard_bounds
 from lsuite.record import claims
 from lsuite.record.records import BuildConfig, Impl
 
@@ -190,7 +190,7 @@ def run(ctx: Context, feed: Feed) -> Outcome:
     """`run_local` in the implementation's own process (ctx.pool, lsuite/running/worker.py), or in
     this one when the check runs in-process (--ls-inprocess, or a context without a pool)."""
     if ctx.pool is not None:
-        return ctx.pool.call(ctx, "run", feed)
+        return ctx.pool.call(ctx, run_local, feed)
     return run_local(ctx, feed)
 
 
@@ -264,8 +264,6 @@ def run_shard(ctx: Context, feed: Feed, rank: int, world: int, group=None) -> Ou
     """A vocab-parallel record on one rank of an initialised torch.distributed group: it is
     built with the rank's columns and called on them (feed.logits holds every column, the
     rank's shard is cut here); the gradient is that of the rank's columns."""
-    from lsuite.inputs.cases import shard_bounds
-
     lo, hi = shard_bounds(ctx.case.K, world)[rank]
     local = _leaf(ctx, np.ascontiguousarray(feed.logits[:, lo:hi]), feed.grad)
     target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)

@@ -24,91 +24,22 @@ What the worker cannot do to the run, and what the parent does instead:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsuite.running.runner import CheckFailed, Context
+from lsuite.catalogs.loading import SpecError
+from lsuite.running import distributed
+from lsuite.running.process import TorchState, answer, death, rebuild, record_ref, start_context
+from lsuite.running.runner import Context
 
-MESSAGE_CHARS = 4000  # an implementation's exception text is cut to this (the cut is said)
 START_TIMEOUT_S = 120.0  # a fresh worker importing the implementation's module
 
 
-def _context():
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "numpy", "lsuite.running.worker"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-def _cut(text: str) -> str:
-    if len(text) <= MESSAGE_CHARS:
-        return text
-    return text[:MESSAGE_CHARS] + f"... [cut: {len(text) - MESSAGE_CHARS} more characters]"
-
-
 # ------------------------------------------------------------------ the worker's side
-
-def _torch_flags():
-    """(what, getter, setter) for each process-global torch setting restored after a call."""
-    import torch
-
-    return (("default dtype", torch.get_default_dtype, torch.set_default_dtype),
-            ("grad mode", torch.is_grad_enabled, torch.set_grad_enabled),
-            ("threads", torch.get_num_threads, torch.set_num_threads),
-            ("deterministic algorithms", torch.are_deterministic_algorithms_enabled,
-             torch.use_deterministic_algorithms),
-            ("anomaly mode", torch.is_anomaly_enabled, torch.set_anomaly_enabled))
-
-
-class _TorchState:
-    """Process-global torch state an implementation might change; restored after each call."""
-
-    def __init__(self):
-        import torch
-        import torch.nn.functional as F
-
-        self.flags = [(what, get, set_, get()) for what, get, set_ in _torch_flags()]
-        self.namespaces = {module: dict(vars(module)) for module in (torch, F, torch.Tensor)}
-
-    def restore(self) -> list[str]:
-        changed = []
-        for what, get, set_, value in self.flags:
-            if get() != value:
-                changed.append(what)
-                set_(value)
-        for module, saved in self.namespaces.items():
-            for name, value in saved.items():
-                if vars(module).get(name) is not value:
-                    changed.append(f"{getattr(module, '__name__', module)}.{name}")
-                    try:
-                        setattr(module, name, value)
-                    except (AttributeError, TypeError):
-                        pass
-        return changed
-
-
-def record_ref(impl) -> tuple[str, str]:
-    """How another process rebuilds a record: the catalog by name, or the SPEC it came from."""
-    return ("builtin", impl.name) if impl.origin == "builtin" else ("spec", impl.origin)
-
-
-def _record(ref: tuple[str, str]):
-    """The implementation's record, rebuilt in this process: ("builtin", name) or ("spec", SPEC)."""
-    from lsuite.catalogs import catalog, loading, peers
-
-    origin, where = ref
-    if origin == "builtin":
-        return peers.as_run_here({**catalog.by_name(), **peers.by_name()}[where])
-    return loading.load(where)
-
 
 def _describe(record) -> dict:
     """The record as data for the parent: every field but `build`; known defects with their
@@ -126,12 +57,8 @@ def _describe(record) -> dict:
 def _serve(conn) -> None:
     """The worker's loop: one request, one reply, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from lsuite.judging import rejection
-    from lsuite.running import runner
-
-    functions = {"run": runner.run_local, "attempt": rejection.attempt_local}
     records: dict[tuple, Any] = {}
-    state = _TorchState()
+    state = TorchState()
     while True:
         try:
             op, ref, payload = conn.recv()
@@ -140,7 +67,7 @@ def _serve(conn) -> None:
 
         def serve_one(op=op, ref=ref, payload=payload):
             if ref not in records:
-                records[ref] = _record(ref)
+                records[ref] = rebuild(ref)
             record = records[ref]
             if op == "describe":
                 return _describe(record)
@@ -148,28 +75,9 @@ def _serve(conn) -> None:
                 index, case = payload
                 return bool(record.known_defects[index].when(case))
             function, case, seed, args = payload
-            return functions[function](Context(impl=record, case=case, seed=seed), *args)
+            return function(Context(impl=record, case=case, seed=seed), *args)
 
         answer(conn, serve_one, state)
-
-
-def answer(conn, call, state: _TorchState, after=tuple) -> None:
-    """One request of a worker or a rank: call(), then the torch state it changed restored,
-    and the reply sent: ("ok", result) or ("failed", why), the changes, then after()'s
-    fields (a rank's: whether its group is intact). A check's failure is its message;
-    anything else escaping (SystemExit and KeyboardInterrupt too) is the implementation's."""
-    try:
-        reply = ("ok", call())
-    except CheckFailed as exc:
-        reply = ("failed", _cut(exc.what))
-    except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too
-        where = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        reply = ("failed", _cut(f"the implementation raised {where}"))
-    changed = state.restore()
-    try:
-        conn.send(reply + (changed, *after()))
-    except Exception as exc:  # an unpicklable result
-        conn.send(("failed", _cut(f"its result could not be sent back: {exc}"), changed, *after()))
 
 
 def main(conn) -> None:  # the process target (importable by the fork server)
@@ -180,17 +88,6 @@ def main(conn) -> None:  # the process target (importable by the fork server)
 
 
 # ------------------------------------------------------------------ the parent's side
-
-def _death(code: int | None) -> str:
-    if code is None:
-        return "it stopped answering"
-    if code < 0:
-        try:
-            return f"its process was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"its process was killed by signal {-code}"
-    return f"its process exited with status {code}"
-
 
 @dataclass
 class _Handle:
@@ -214,7 +111,7 @@ class Pool:
         handle = self.handles.get(key)
         if handle is not None and handle.process.is_alive():
             return handle
-        mp = _context()
+        mp = start_context()
         parent, child = mp.Pipe()
         process = mp.Process(target=main, args=(child,), daemon=True, name=f"ls-impl-{key}")
         process.start()
@@ -232,13 +129,9 @@ class Pool:
         handle.conn.close()
 
     def close(self) -> None:
-        from lsuite.running.distributed import (
-            close_groups,  # the vocab-parallel ranks, started by the judge
-        )
-
         for key in list(self.handles):
             self.kill(key)
-        close_groups()
+        distributed.close_groups()  # the vocab-parallel ranks, started by the judge
 
     def _request(self, key: str, message: tuple, wait: float):
         """(reply or None, whether the worker answered or died before `wait` ran out)."""
@@ -252,13 +145,11 @@ class Pool:
 
     def describe(self, spec: str) -> dict:
         """Load SPEC in its worker and return its record as data; SpecError on failure."""
-        from lsuite.catalogs.loading import SpecError
-
         reply, ready = self._request(spec, ("describe", ("spec", spec), None), START_TIMEOUT_S)
         if reply is None:
             code = self._exit_code(spec)
             self.kill(spec)
-            what = f"did not load within {START_TIMEOUT_S:g} s" if not ready else _death(code)
+            what = f"did not load within {START_TIMEOUT_S:g} s" if not ready else death(code)
             raise SpecError(f"--ls-impl {spec!r}: loading it in its own process failed: {what}")
         status, payload, _ = reply
         if status == "failed":
@@ -285,8 +176,9 @@ class Pool:
         handle.process.join(5)
         return handle.process.exitcode
 
-    def call(self, ctx: Context, function: str, *args):
-        """`function(ctx, *args)` in the implementation's worker; its failures as ctx.fail."""
+    def call(self, ctx: Context, function, *args):
+        """`function(ctx, *args)` in the implementation's worker (a module-level function,
+        sent by reference); its failures as ctx.fail."""
         if self.interrupted is not None:
             self.interrupted()
         impl = ctx.impl
@@ -332,9 +224,9 @@ class Pool:
                            f"(its remaining checks are not run)")
         code = self._exit_code(key)
         self.kill(key)
-        raise ctx.fail(f"the implementation crashed: {_death(code)} (a fresh process runs its "
+        raise ctx.fail(f"the implementation crashed: {death(code)} (a fresh process runs its "
                        f"next check)")
 
 
 def describe_context() -> str:
-    return f"{_context().get_start_method()} (pid {os.getpid()} is the judge)"
+    return f"{start_context().get_start_method()} (pid {os.getpid()} is the judge)"

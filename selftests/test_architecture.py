@@ -1,0 +1,84 @@
+"""The package structure holds: the import contracts of pyproject.toml (import-linter: the
+layers, no cycle, the reference and the renderer kept apart) pass and can fail, no module
+imports another module's private name, and no module of a package is over 400 lines."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("lsuite", "reference", "reports")
+MAX_LINES = 400
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def modules():
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def lint_imports(where: Path) -> subprocess.CompletedProcess:
+    if not LINT_IMPORTS.exists():
+        pytest.skip(f"import-linter is not installed beside {sys.executable} (requirements-dev.txt)")
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(where / "pyproject.toml")],
+                          cwd=where, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(where)})
+
+
+def test_the_import_contracts_hold():
+    run = lint_imports(ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "0 broken" in run.stdout
+
+
+@pytest.mark.parametrize("module, line", [
+    ("lsuite/record/records.py", "from lsuite.judging import harness"),  # a layer imports up
+    ("lsuite/record/records.py", "from lsuite.record import claims"),  # a cycle in a package
+    ("reports/render.py", "import lsuite"),  # the renderer imports the harness
+    ("reference/core.py", "import torch"),  # the reference imports torch
+])
+def test_the_contracts_fail_on_a_broken_structure(tmp_path, module, line):
+    for name in (*PACKAGES, "pyproject.toml"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    with open(tmp_path / module, "a") as f:
+        f.write(f"\n\ndef _probe():\n    {line}  # noqa\n")
+    run = lint_imports(tmp_path)
+    assert run.returncode != 0 and "BROKEN" in run.stdout, run.stdout[-2000:]
+
+
+def private_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """`from X import _name` where X is another module of the project."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] in PACKAGES:
+            found += [f"{path.relative_to(root)}:{node.lineno} imports {node.module}.{a.name}"
+                      for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            found += [f"{path.relative_to(root)}:{node.lineno} imports .{node.module}.{a.name}"
+                      for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_name():
+    found = [f for path in modules() for f in private_imports(path)]
+    assert not found, "\n".join(found)
+
+
+def test_the_private_import_finder_finds_one(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from lsuite.running.worker import _Handle\nfrom .x import _y, z\n")
+    assert private_imports(probe, tmp_path) == ["probe.py:1 imports lsuite.running.worker._Handle",
+                                                "probe.py:2 imports .x._y"]
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in modules()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
