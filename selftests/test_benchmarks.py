@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsuite.benchmarking import bench, entries, memory, regression, timing
+from lsuite.benchmarking import bench, measuring, memory, regression, timing
 from reports import benchdiff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,7 +294,7 @@ def test_memory_gate_flags_one_logits_sized_buffer_and_never_the_same_code(n, k,
     peaks = {}
     for name, impl in (("base", slow.BASELINE), ("again", slow.BASELINE), ("clone", slow.EXTRA_CLONE)):
         point = bench.Point(impl, "cpu", dtype, "forward", n, k)
-        peaks[name] = entries.peak(bench.workload(impl, point), point) / point.logits_bytes
+        peaks[name] = measuring.peak(bench.workload(impl, point), point) / point.logits_bytes
     base, again, clone = (_entry(peak=peaks[name]) for name in ("base", "again", "clone"))
     assert peaks["base"] == peaks["again"], peaks
     assert regression.regressions([again], [base]) == []

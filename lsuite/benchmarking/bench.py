@@ -1,9 +1,9 @@
 """What the benchmarks run: points, sweeps, workloads and the baselines they compare with
-(lsuite/benchmarking/entries.py measures one point into its results.json entry).
+(lsuite/benchmarking/measuring.py measures one point into its results.json entry).
 
 pytest-benchmark times the implementations (suites/test_benchmarks.py, wired by
 lsuite/pytest_plugin/benchplugin.py); this module says what it times and assembles the results.json
-entry of each point (`entries.measure`):
+entry of each point (`measuring.measure`):
 
 - a `Point` (implementation x shape x dtype x device x pass) of a sweep (`SIZES`), and
   its `workload`: what one round runs, everything a user of the recipe pays included;

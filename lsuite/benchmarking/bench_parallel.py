@@ -19,7 +19,7 @@ measure_rank, ...)`); `measure_rank` is the rank's side, `entries` the judge's. 
   `bench.workload` at the same n, k, dtype and pass: the whole logits, one process) while
   the other ranks wait at the barrier, on the same clock as the ranks; ratio_to_builtin is the median of the per-round
   ratios (`timing.paired_ratio`), as in the logits benchmarks;
-- peak memory: the median over entries.MEMORY_CALLS calls of `memory.peak_bytes` (every rank
+- peak memory: the median over measuring.MEMORY_CALLS calls of `memory.peak_bytes` (every rank
   makes the same calls); `logits_bytes` is the whole N x K logits, so peak_over_logits of
   world 4 is the quarter a rank is meant to hold, plus what its recipe adds.
 
@@ -34,7 +34,7 @@ import time
 
 import torch
 
-from lsuite.benchmarking import bench, entries, machine, memory, timing
+from lsuite.benchmarking import bench, machine, measuring, memory, timing
 from lsuite.catalogs import catalog
 from lsuite.inputs.cases import default_case, shard_bounds
 from lsuite.running import distributed, runner
@@ -124,18 +124,18 @@ def measure_rank(ctx: Context, pass_: str, threads: int, rank: int, world: int, 
     # the time given to other processes in the numerator only)
     timer = _wall(device)(own.run)
     builtin_timer = None if other is None else _wall(device)(other.run)
-    for _ in range(entries.WARMUP_ROUNDS + rounds):
+    for _ in range(measuring.WARMUP_ROUNDS + rounds):
         if builtin_timer is not None:
             args, kwargs = other.setup()
             builtin_timer(*args, **kwargs)
         args, kwargs = own.setup()
         dist.barrier(group)
         timer(*args, **kwargs)
-    seconds = [s / calls for s in timer.seconds[entries.WARMUP_ROUNDS:]]
+    seconds = [s / calls for s in timer.seconds[measuring.WARMUP_ROUNDS:]]
     peaks = sorted(memory.peak_bytes(work.run, *timing.call_args(work.setup), device)
-                   for _ in range(entries.MEMORY_CALLS))
+                   for _ in range(measuring.MEMORY_CALLS))
     builtin_s = [] if builtin_timer is None else [
-        s / other.calls for s in builtin_timer.seconds[entries.WARMUP_ROUNDS:]]
+        s / other.calls for s in builtin_timer.seconds[measuring.WARMUP_ROUNDS:]]
     return {"seconds": seconds, "builtin_seconds": builtin_s, "calls": calls,
             "peak_bytes": peaks[len(peaks) // 2], "threads": torch.get_num_threads(),
             "timer": "cuda_event" if device == "cuda" else "perf_counter"}
@@ -147,7 +147,7 @@ def context(impl, device: str, dtype: str, n: int, k: int, world: int) -> Contex
 
 
 def entries(impl, device: str, dtype: str, pass_: str, n: int, k: int, world: int,
-            threads: int = entries.THREADS) -> list[dict]:
+            threads: int = measuring.THREADS) -> list[dict]:
     """One results.json entry per rank of `impl` at this point (the judge's side)."""
     ctx = context(impl, device, dtype, n, k, world)
     answers = distributed.call_ranks(ctx, world, measure_rank, (pass_, threads), LIMIT_S)
@@ -163,7 +163,7 @@ def entries(impl, device: str, dtype: str, pass_: str, n: int, k: int, world: in
             "n": n, "k": k, "measure": "time", "threads": answer["threads"],
             "input": "vocab_parallel", "world": world, "rank": rank, "baseline_path": BASELINE_PATH,
             "median_s": float(stats.median), "iqr_s": float(stats.iqr), "rounds": len(seconds),
-            "calls_per_round": answer["calls"], "warmup_rounds": entries.WARMUP_ROUNDS,
+            "calls_per_round": answer["calls"], "warmup_rounds": measuring.WARMUP_ROUNDS,
             "timer": answer["timer"],
             "peak_bytes": answer["peak_bytes"], "logits_bytes": logits_bytes,
             "peak_over_logits": answer["peak_bytes"] / logits_bytes,

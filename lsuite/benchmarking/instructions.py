@@ -14,7 +14,7 @@ benchmark point is counted instead of timed:
   requests (CALLGRIND_START_INSTRUMENTATION / TOGGLE_COLLECT, compiled once from
   valgrind/callgrind.h into a small shared library); then dumps the counts
   (CALLGRIND_DUMP_STATS_AT), which the parent reads (`totals:` = Ir, instructions executed);
-- the parent (lsuite.benchmarking.entries.count) sends one point per request as a JSON line and gets the
+- the parent (lsuite.benchmarking.measuring.count) sends one point per request as a JSON line and gets the
   dump's path back.
 
 What it cannot see: memory bandwidth and caches (a copy of the logits costs a few

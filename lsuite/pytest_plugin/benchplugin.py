@@ -23,13 +23,13 @@ import dataclasses
 import pytest
 import torch
 
-from lsuite.benchmarking import bench, entries, machine, regression, timing
+from lsuite.benchmarking import bench, machine, measuring, regression, timing
 from lsuite.catalogs import catalog, loading
 from lsuite.pytest_plugin import results
 from lsuite.pytest_plugin.plugin import BASELINE, COLLECTOR, CUDA, IMPLS
 from lsuite.record.records import LOGITS_INPUTS
 
-STATE = pytest.StashKey[entries.State]()
+STATE = pytest.StashKey[measuring.State]()
 FINDINGS = pytest.StashKey[list]()
 HERE = pytest.StashKey[list]()  # the records benchmarks time, built in this process
 ALLOCATOR = pytest.StashKey[str]()  # what pin_allocator did (results.json environment.benchmark)
@@ -43,11 +43,11 @@ def pytest_addoption(parser):
                     help="benchmark sweep: quick (minutes on a laptop CPU) or full (vocabularies "
                          "32000-256000 at 8192 tokens); giving it runs the benchmarks "
                          "(default: quick, and only with --benchmark-only)")
-    group.addoption("--ls-bench-threads", type=int, default=entries.THREADS, metavar="N",
+    group.addoption("--ls-bench-threads", type=int, default=measuring.THREADS, metavar="N",
                     help="torch threads while a benchmark runs: with 2 threads on a 2-core machine "
                          "shared with other work, every parallel region waits for a preempted "
                          "thread and the per-round ratios scatter 10x more (docs/benchmarks.md) "
-                         f"(default: {entries.THREADS})")
+                         f"(default: {measuring.THREADS})")
     group.addoption("--ls-bench-measure", choices=("time", "instructions"), default="time",
                     help="time: wall time with the builtin interleaved, judged with statistics; "
                          "instructions: instructions per call under valgrind's callgrind, "
@@ -67,7 +67,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "ls_bench(what): a benchmark generated per point of the sweep "
         "('impls', 'hidden_states', 'noop' or 'reference'; see lsuite/pytest_plugin/benchplugin.py)")
-    config.stash[STATE] = entries.State(catalog.by_name()[bench.BUILTIN])
+    config.stash[STATE] = measuring.State(catalog.by_name()[bench.BUILTIN])
     if asked(config):  # before any benchmark allocates (lsuite/benchmarking/timing.py, pin_allocator)
         config.stash[ALLOCATOR] = timing.pin_allocator()
 
@@ -181,7 +181,7 @@ def ls_bench(request, benchmark):
         _counter(request.config)
 
     def measure(point: bench.Point, kind: str = "impl") -> dict:
-        entry = entries.measure(benchmark, point, state, kind)
+        entry = measuring.measure(benchmark, point, state, kind)
         request.node.user_properties.append((results.BENCHMARK, entry))
         return entry
 
@@ -195,7 +195,7 @@ def ls_bench(request, benchmark):
 
 @pytest.fixture
 def ls_bench_record(request):
-    """Records an entry measured outside entries.measure (the reference's throughput)."""
+    """Records an entry measured outside measuring.measure (the reference's throughput)."""
     return lambda entry: request.node.user_properties.append((results.BENCHMARK, entry))
 
 
