@@ -17,9 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import limits
-from .files import results_bytes, sha256_hex, write_atomic
-from .load import ResultsError, load_results, read_results, validate
+from lsresults import limits
+from lsresults.files import results_bytes, sha256_hex, write_atomic
+from lsresults.load import ResultsError, load_results, read_results, validate
 
 PROG = "python -m reports"
 

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import inputs
+from lsresults import inputs
 
 # suite_error: the suite's own failure on that check (inputs, reference); it fails the run
 # but counts against no implementation's verdict (listed under Findings).

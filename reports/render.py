@@ -1,7 +1,7 @@
 """Render a results dict into one self-contained report.html (inline CSS and SVG, no URL).
 
 Jinja2 autoescapes every value; the only markup inserted unescaped is SVG written by
-matplotlib (charts.py). The file is written atomically by reports.files.write_atomic, so
+matplotlib (charts.py). The file is written atomically by lsresults.files.write_atomic, so
 a reader never sees half a page.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import accuracy, analysis, benchdiff, charts, compare, conventions, findings
-from .files import write_atomic
-from .load import ResultsError, validate
+from lsresults import benchdiff
+from lsresults.files import write_atomic
+from lsresults.load import ResultsError, validate
+
+from . import accuracy, analysis, charts, compare, conventions, findings
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # a results digest as files.write_results gives it

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from lsresults import benchdiff
 from lsuite.benchmarking import bench, memory, regression, timing
-from reports import benchdiff
 
 ROOT = Path(__file__).resolve().parents[1]
 N, K = 256, 1000

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lsresults import benchdiff
 from lsuite.benchmarking import memory, timing
 from lsuite.inputs.cases import default_case
 from lsuite.record.records import BuildConfig, Impl
 from lsuite.running import runner
 from lsuite.running.runner import Context
-from reports import benchdiff
 
 PASSES = ("forward", "backward", "forward_backward")
 # The least memory traffic a pass needs, in multiples of the logits' bytes: the forward
@@ -374,7 +374,7 @@ def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
     """Time `point` with pytest-benchmark, the builtin and the copy interleaved (kind
     "impl"), then measure its peak memory in more, untimed calls; return the results.json
     entry (with the per-round ratios to the builtin, `ratio_samples`, that
-    reports/benchdiff.py judges, and the smallest slowdown they could reveal)."""
+    lsresults/benchdiff.py judges, and the smallest slowdown they could reveal)."""
     if state.counter is not None:
         return count(point, state, kind)
     work = workload(point.impl, point)

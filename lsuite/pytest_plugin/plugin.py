@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import lsresults
 from lsuite.catalogs import catalog, loading, peers
 from lsuite.inputs.cases import Case, default_case, supports
 from lsuite.judging.severity import CheckDiverged, SuiteError
@@ -200,11 +201,9 @@ def _baseline(config):
     path = config.getoption("ls_baseline")
     if not path:
         return None
-    import reports
-
     try:
-        return reports.load_results(path)
-    except reports.ResultsError as exc:
+        return lsresults.load_results(path)
+    except lsresults.ResultsError as exc:
         raise pytest.UsageError(f"--ls-baseline {path}: {exc}") from None
 
 

@@ -14,10 +14,10 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lsresults.files import write_results
+from lsresults.inputs import check_fields, input_kinds
 from lsuite.benchmarking.machine import cpu_model
 from reports.analysis import verdict_of
-from reports.files import write_results
-from reports.inputs import check_fields, input_kinds
 
 SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (docs/results-schema.md)
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
@@ -185,7 +185,7 @@ def verdicts(checks: list[dict]) -> dict[str, str]:
 
 
 def write_json(payload: dict, path: Path) -> str:
-    """Atomic (reports.files.write_results): a reader never sees half a file; returns the
+    """Atomic (lsresults.files.write_results): a reader never sees half a file; returns the
     sha256 of the bytes written, which the report records (python -m reports verify)."""
     return write_results(payload, path)
 
