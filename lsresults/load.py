@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from . import limits
+from .text import one_line
 
 SCHEMA = 2  # the results.json schema lsuite/pytest_plugin/results.py writes and reports/merge.py writes
 READS = (1, 2)  # the schemas this renderer reads
@@ -33,7 +34,7 @@ class ResultsError(ValueError):
     """A results file or dict that cannot be rendered; the message is one line."""
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message))
 
 
 def load_results(path: str | os.PathLike) -> dict:

@@ -16,24 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from lsresults import inputs
-
-# suite_error: the suite's own failure on that check (inputs, reference); it fails the run
-# but counts against no implementation's verdict (listed under Findings).
-OUTCOMES = ("passed", "divergence", "failed", "error", "xpassed", "xfailed", "skipped",
-            "suite_error")
-BAD = frozenset({"failed", "error", "xpassed"})  # any of these: the verdict is "fails"
-MEASURED = frozenset({"passed", "divergence", "failed", "error", "xpassed", "xfailed"})
+from lsresults.dtypes import UNIT_ROUNDOFF as UNIT_ROUNDOFF  # re-exported for compare, accuracy
+from lsresults.verdicts import BAD, MEASURED, OUTCOMES, verdict_class, verdict_of
 
 # Orders for the matrix columns; values not listed follow in first-seen order.
 REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 DEVICE_ORDER = ("cpu", "cuda")
-
-# Unit roundoff u = 2**-p per dtype (p: significand bits, the implicit one included), half
-# the machine epsilon: the floor below which an error is rounding noise when no budget is
-# recorded (used by the regression drift rule).
-UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "bfloat16": 2.0 ** -8,
-                 "float16": 2.0 ** -11}
 # A check's kind (results.json `kind`): equivalence checks compare conventions or pairs of
 # implementations and are kept out of every implementation's verdict; any other kind
 # ("conformance", "invariant", "argument", or one this report does not know) counts.
@@ -165,25 +154,6 @@ def _scope(defect: dict) -> str:
         value = defect.get(key)
         names += [text(v) for v in value] if isinstance(value, list) else [text(value)] if value else []
     return ", ".join(names) or "any"
-
-
-def verdict_of(counts) -> str:
-    """The one wording of a verdict (report, terminal summary, results.json): "fails" with
-    any error, failure or xpassed known defect; "conforms except N known defects / M
-    divergences" when only those stand between it and "conforms"; "not checked" when no
-    check measured it."""
-    if sum(counts.get(o, 0) for o in BAD):
-        return "fails"
-    if not sum(counts.get(o, 0) for o in MEASURED):
-        return "not checked"
-    known, divergences = counts.get("xfailed", 0), counts.get("divergence", 0)
-    parts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
-             ((known, "known defect"), (divergences, "divergence")) if n]
-    return "conforms except " + " / ".join(parts) if parts else "conforms"
-
-
-def verdict_class(verdict: str) -> str:
-    return "except" if verdict.startswith("conforms except") else verdict.replace(" ", "-")
 
 
 def impl_views(results: dict) -> list[ImplView]:

@@ -31,8 +31,9 @@ from collections import Counter
 from lsresults import benchdiff
 from lsresults.inputs import check_fields, input_kinds
 from lsresults.load import SCHEMA, ResultsError
+from lsresults.verdicts import verdict_of
 
-from .analysis import conformance_checks, impl_of, outcome_of, text, verdict_of
+from .analysis import conformance_checks, impl_of, outcome_of, text
 
 # outcomes from mildest to worst: what "the worst outcome" of a nodeid means
 WORST_LAST = ("skipped", "passed", "xfailed", "divergence", "suite_error", "xpassed", "failed", "error")

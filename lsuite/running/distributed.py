@@ -40,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from lsresults.inputs import BACKENDS
 from lsuite.running.runner import CheckFailed, Context, Feed, Outcome
 from lsuite.running.worker import record_ref
 
@@ -60,7 +61,7 @@ def _context(device: str):
 
 
 def backend_for(device: str) -> str:
-    return "nccl" if device == "cuda" else "gloo"
+    return BACKENDS["cuda" if device == "cuda" else "cpu"]
 
 
 def unavailable(device: str, world: int) -> str | None:
