@@ -12,11 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from lsresults import inputs
+from lsresults.dtypes import UNIT_ROUNDOFF
 
 from .analysis import (
     DTYPE_ORDER,
     MEASURED,
-    UNIT_ROUNDOFF,
     conformance_checks,
     impl_of,
     metrics_of,

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lsresults.dtypes import UNIT_ROUNDOFF as UNIT_ROUNDOFF  # re-exported for compare, accuracy
+from lsresults.dtypes import UNIT_ROUNDOFF as UNIT_ROUNDOFF  # re-exported for compare.py
 from lsresults.verdicts import BAD, MEASURED, OUTCOMES, verdict_class, verdict_of
 
 # Orders for the matrix columns; values not listed follow in first-seen order.
