@@ -6,13 +6,12 @@
 
 Also a command line: `python -m reports build|compare|merge|verify ...` (reports/__main__.py).
 Never imports torch nor lsuite: a report can be rendered on any machine from a saved
-results file. `reports.files` (the atomic writer, standard library only) and
-`reports.benchdiff` (matching and judging benchmarks of two runs, NumPy and SciPy) also
-serve the suite; the renderer (Jinja2, matplotlib) is imported only when first used, so
-they never need it.
+results file. The results schema, its validation, the atomic writer and the benchmark
+gate's statistics live in `lsresults` (shared with the suite); the names below are
+re-exported from there. The renderer (Jinja2, matplotlib) is imported only when first used.
 """
 
-from .load import SCHEMA, ResultsError, load_results, read_results, validate
+from lsresults.load import SCHEMA, ResultsError, load_results, read_results, validate
 
 __all__ = ["SCHEMA", "ResultsError", "load_results", "read_results", "render_html", "validate", "write_report"]
 

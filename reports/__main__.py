@@ -17,9 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import limits
-from .files import results_bytes, sha256_hex, write_atomic
-from .load import ResultsError, load_results, read_results, validate
+from lsresults import limits
+from lsresults.files import results_bytes, sha256_hex, write_atomic
+from lsresults.load import ResultsError, load_results, read_results, validate
+from lsresults.text import one_line
 
 PROG = "python -m reports"
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"{PROG}: error: {' '.join(message.split())}"[:2000], file=sys.stderr)
+    print(f"{PROG}: error: {one_line(message)}"[:2000], file=sys.stderr)
     return 2
 
 

@@ -11,11 +11,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from . import inputs
+from lsresults import inputs
+from lsresults.dtypes import UNIT_ROUNDOFF
+
 from .analysis import (
     DTYPE_ORDER,
     MEASURED,
-    UNIT_ROUNDOFF,
     conformance_checks,
     impl_of,
     metrics_of,
@@ -103,7 +104,7 @@ class GradientRow:
     impl: str
     input: str
     dtype: str
-    gradient: str  # its name in results.json (reports/inputs.py)
+    gradient: str  # its name in results.json (lsresults/inputs.py)
     label: str  # in words: "dh (hidden)", "shard of rank 1 (world 2)"
     world: int | None
     measured: int

@@ -1,6 +1,7 @@
 """Turn a validated results dict into what the report shows: the helpers every table
 uses, verdicts and the conformance matrix (accuracy.py: the accuracy table; findings.py:
-findings, skips and the equivalence checks; conventions.py: the worked example).
+findings, skips and the equivalence checks; conventions.py: the worked example; sections.py:
+one matrix per input kind).
 
 Everything here is plain data (dicts, lists, dataclasses) so templates only lay it out
 and tests can check numbers without parsing HTML. Every optional field of schema 1 may
@@ -15,25 +16,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import inputs
-
-# suite_error: the suite's own failure on that check (inputs, reference); it fails the run
-# but counts against no implementation's verdict (listed under Findings).
-OUTCOMES = ("passed", "divergence", "failed", "error", "xpassed", "xfailed", "skipped",
-            "suite_error")
-BAD = frozenset({"failed", "error", "xpassed"})  # any of these: the verdict is "fails"
-MEASURED = frozenset({"passed", "divergence", "failed", "error", "xpassed", "xfailed"})
+from lsresults.dtypes import UNIT_ROUNDOFF as UNIT_ROUNDOFF  # re-exported for compare.py
+from lsresults.verdicts import BAD, MEASURED, OUTCOMES, verdict_class, verdict_of
 
 # Orders for the matrix columns; values not listed follow in first-seen order.
 REDUCTION_ORDER = ("none", "sum", "mean", "batchmean")
 DTYPE_ORDER = ("float64", "float32", "bfloat16", "float16")
 DEVICE_ORDER = ("cpu", "cuda")
-
-# Unit roundoff u = 2**-p per dtype (p: significand bits, the implicit one included), half
-# the machine epsilon: the floor below which an error is rounding noise when no budget is
-# recorded (used by the regression drift rule).
-UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "bfloat16": 2.0 ** -8,
-                 "float16": 2.0 ** -11}
 # A check's kind (results.json `kind`): equivalence checks compare conventions or pairs of
 # implementations and are kept out of every implementation's verdict; any other kind
 # ("conformance", "invariant", "argument", or one this report does not know) counts.
@@ -167,25 +156,6 @@ def _scope(defect: dict) -> str:
     return ", ".join(names) or "any"
 
 
-def verdict_of(counts) -> str:
-    """The one wording of a verdict (report, terminal summary, results.json): "fails" with
-    any error, failure or xpassed known defect; "conforms except N known defects / M
-    divergences" when only those stand between it and "conforms"; "not checked" when no
-    check measured it."""
-    if sum(counts.get(o, 0) for o in BAD):
-        return "fails"
-    if not sum(counts.get(o, 0) for o in MEASURED):
-        return "not checked"
-    known, divergences = counts.get("xfailed", 0), counts.get("divergence", 0)
-    parts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
-             ((known, "known defect"), (divergences, "divergence")) if n]
-    return "conforms except " + " / ".join(parts) if parts else "conforms"
-
-
-def verdict_class(verdict: str) -> str:
-    return "except" if verdict.startswith("conforms except") else verdict.replace(" ", "-")
-
-
 def impl_views(results: dict) -> list[ImplView]:
     """Declared implementations in declared order, then undeclared ones seen in checks."""
     views: dict[str, ImplView] = {}
@@ -219,7 +189,7 @@ class Feature:
         return [v for v in map(self.view_of, checks) if v is not None]
 
 
-def _ordered(seen: Iterable, order: tuple) -> list:
+def ordered(seen: Iterable, order: tuple) -> list:
     seen = dict.fromkeys(s if isinstance(s, (str, int, float)) else text(s) for s in seen if s is not None)
     return [o for o in order if o in seen] + [s for s in seen if s not in order]
 
@@ -238,7 +208,7 @@ def _member(key: str | None, value) -> Callable[[ImplView], bool | None]:
     return supported
 
 
-def _active(value) -> bool:
+def active(value) -> bool:
     return value not in (None, "none", False)
 
 
@@ -250,18 +220,18 @@ def _listed(view: ImplView, key: str) -> list:
 def features(results: dict, views: list[ImplView]) -> list[Feature]:
     checks = conformance_checks(results)
     params = [params_of(c) for c in checks]
-    reductions = _ordered([r for v in views for r in v.reductions] + [p.get("reduction") for p in params],
+    reductions = ordered([r for v in views for r in v.reductions] + [p.get("reduction") for p in params],
                           REDUCTION_ORDER)
-    dtypes = _ordered([d for v in views for d in _listed(v, "dtypes")]
+    dtypes = ordered([d for v in views for d in _listed(v, "dtypes")]
                       + [p.get("dtype") for p in params], DTYPE_ORDER)
-    devices = _ordered([d for v in views for d in _listed(v, "devices")]
+    devices = ordered([d for v in views for d in _listed(v, "devices")]
                        + [p.get("device") for p in params], DEVICE_ORDER)
     out = [Feature(f"reduction:{r}", "reduction", text(r), lambda p, r=r: p.get("reduction") == r,
                    _member(None, r)) for r in reductions]
     out += [
-        Feature("ignore_index", "inputs", "ignore_index", lambda p: _active(p.get("ignore")),
+        Feature("ignore_index", "inputs", "ignore_index", lambda p: active(p.get("ignore")),
                 _flag("ignore_index")),
-        Feature("weights", "inputs", "class weights", lambda p: _active(p.get("weight")),
+        Feature("weights", "inputs", "class weights", lambda p: active(p.get("weight")),
                 _flag("weights")),
         Feature("prob_targets", "inputs", "probability targets", lambda p: p.get("targets") == "probs",
                 _flag("prob_targets")),
@@ -294,7 +264,7 @@ def first_line(message: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _reasons(checks: list[dict], limit: int = 3) -> str:
+def reasons(checks: list[dict], limit: int = 3) -> str:
     common = Counter(first_line(c.get("message")) or "(no reason recorded)" for c in checks)
     parts = [f"{n}× {m}" if n > 1 else m for m, n in common.most_common(limit)]
     if len(common) > limit:
@@ -311,20 +281,20 @@ def cell(view: ImplView, feature: Feature, checks: list[dict]) -> Cell:
     skip_note = f", {len(skipped)} skipped" if skipped else ""
     if bad:
         failing = [c for c in checks if outcome_of(c) in BAD]
-        return Cell("fail", "fail", f"{bad}/{ran}", _reasons(failing), dict(counts))
+        return Cell("fail", "fail", f"{bad}/{ran}", reasons(failing), dict(counts))
     if counts["xfailed"] or counts["divergence"]:
         known = [c for c in checks if outcome_of(c) in ("xfailed", "divergence")]
         label = "known defect" if counts["xfailed"] else "divergence"
         n = counts["xfailed"] + counts["divergence"]
-        return Cell("known", label, f"{n}/{ran}", _reasons(known), dict(counts))
+        return Cell("known", label, f"{n}/{ran}", reasons(known), dict(counts))
     if counts["passed"]:
-        title = f"{counts['passed']} passed{skip_note}" + (f"\n{_reasons(skipped)}" if skipped else "")
+        title = f"{counts['passed']} passed{skip_note}" + (f"\n{reasons(skipped)}" if skipped else "")
         return Cell("pass", "pass", f"{counts['passed']}", title, dict(counts))
     if supported is False:
-        reason = _reasons(skipped) if skipped else "not declared in the implementation's record"
+        reason = reasons(skipped) if skipped else "not declared in the implementation's record"
         return Cell("unsupported", "unsupported", "", reason, dict(counts))
     if skipped:
-        return Cell("skipped", "skipped", f"{len(skipped)}", _reasons(skipped), dict(counts))
+        return Cell("skipped", "skipped", f"{len(skipped)}", reasons(skipped), dict(counts))
     return Cell("none", "—", "", "no check exercised this feature", dict(counts))
 
 
@@ -342,126 +312,3 @@ def matrix(results: dict, views: list[ImplView],
         checks = by_impl.get(view.name, [])
         rows[view.name] = {f.key: cell(view, f, f.checks(checks)) for f in feats}
     return feats, rows
-
-
-# ------------------------------------------------- sections per input kind (schema 2)
-
-
-def input_of_view(view: ImplView, results: dict) -> str:
-    """The record's input kind; for an undeclared implementation, what its checks say."""
-    kind = view.record.get("input")
-    if isinstance(kind, str) and kind:
-        return kind
-    for check in conformance_checks(results):
-        if impl_of(check) == view.name and isinstance(check.get("input"), str):
-            return check["input"]
-    return inputs.LOGITS
-
-
-@dataclass
-class MatrixSection:
-    kind: str  # inputs.LOGITS, HIDDEN or VOCAB_PARALLEL
-    title: str
-    table_id: str  # the logits section keeps the id "matrix-table"
-    views: list[ImplView]
-    features: list[Feature]
-    cells: dict[str, dict[str, Cell]]
-    worlds: dict[str, list[dict]] = field(default_factory=dict)  # vocab-parallel: world_runs
-
-    @property
-    def groups(self) -> list[tuple[str, list[Feature]]]:
-        return [(g, [f for f in self.features if f.group == g])
-                for g in dict.fromkeys(f.group for f in self.features)]
-
-
-def _within(entry: dict) -> bool:
-    """Only the check's own verdict on this gradient counts: an error under the budget is not
-    enough (a wrong shape or a NaN where the reference is finite measures 0 over the finite
-    elements), and a file that recorded no verdict (schema 1) is never relabelled."""
-    return entry.get("within") is True
-
-
-def _gradient_feature(name: str, kinds: dict[str, str]) -> Feature:
-    def view_of(check: dict) -> dict | None:
-        entry = inputs.gradients_of(check, kinds).get(name)
-        if entry is None:
-            return None
-        if outcome_of(check) in BAD | {"xfailed", "divergence"} and _within(entry):
-            return dict(check, outcome="passed")  # failed for another tensor than this one
-        return check
-    return Feature(f"gradient:{name}", "gradient within budget", inputs.label(name),
-                   lambda p: False, lambda view: None, view_of)
-
-
-def _extra_features(kind: str, checks: list[dict], views: list[ImplView],
-                    kinds: dict[str, str]) -> list[Feature]:
-    names = dict.fromkeys(n for c in checks for n in inputs.gradients_of(c, kinds))
-    if kind == inputs.HIDDEN:
-        out = [Feature("bias", "hidden states", "bias b", lambda p: _active(p.get("bias")),
-                       lambda view: None if view.record.get("bias") is None
-                       else bool(view.record.get("bias")))]
-        order = [n for n in ("hidden", "classifier", "bias") if n in names]
-        return out + [_gradient_feature(n, kinds) for n in order + [n for n in names if n not in order]]
-    if kind == inputs.VOCAB_PARALLEL:
-        worlds = _ordered([inputs.world_of(c, kinds) for c in checks]
-                          + [w for v in views for w in (v.record.get("worlds") or ())
-                             if isinstance(v.record.get("worlds"), list)], ())
-        worlds = sorted(w for w in worlds if isinstance(w, int))
-        out = [Feature(f"world:{w}", "world size", f"world {w}",
-                       lambda p, w=w: p.get("world") == w, _world_claim(w)) for w in worlds]
-        ranks = sorted((n for n in names if n.startswith("rank")), key=lambda n: int(n[4:]))
-        return out + [_gradient_feature(n, kinds) for n in ranks + [n for n in names if n == "worst_rank"]]
-    return []
-
-
-def _world_claim(world: int) -> Callable[[ImplView], bool | None]:
-    def supported(view: ImplView) -> bool | None:
-        worlds = view.record.get("worlds")
-        return world in worlds if isinstance(worlds, list) else None
-    return supported
-
-
-def matrix_sections(results: dict, views: list[ImplView]) -> list[MatrixSection]:
-    """One conformance matrix per input kind present: the logits records', the
-    hidden-states records' (with the bias and a column per judged gradient: dh, dW, db)
-    and the vocab-parallel records' (a column per world size and per rank's shard)."""
-    kinds = inputs.input_kinds(results.get("environment"))
-    out = []
-    for kind, title in inputs.SECTIONS:
-        members = [v for v in views if inputs.section_of(input_of_view(v, results)) == kind]
-        if not members:
-            continue
-        names = {v.name for v in members}
-        checks = [c for c in conformance_checks(results) if impl_of(c) in names]
-        feats, cells = matrix(results, members, _extra_features(kind, checks, members, kinds))
-        section = MatrixSection(kind, title, "matrix-table" if kind == inputs.LOGITS else f"matrix-{kind}",
-                                members, feats, cells)
-        if kind == inputs.VOCAB_PARALLEL:
-            section.worlds = {v.name: world_runs(checks, v, kinds) for v in members}
-        out.append(section)
-    return out
-
-
-def world_runs(checks: list[dict], view: ImplView, kinds: dict[str, str]) -> list[dict]:
-    """A vocab-parallel record's world sizes per device: how many checks ran at each (and
-    how they came out), and why those that did not run were skipped."""
-    mine = [c for c in checks if impl_of(c) == view.name]
-    devices = _ordered([params_of(c).get("device") for c in mine], DEVICE_ORDER)
-    claimed = view.record.get("worlds") if isinstance(view.record.get("worlds"), list) else []
-    worlds = sorted({w for w in [inputs.world_of(c, kinds) for c in mine] + claimed if isinstance(w, int)})
-    rows = []
-    for device in devices:
-        for world in worlds:
-            here = [c for c in mine if params_of(c).get("device") == device
-                    and inputs.world_of(c, kinds) == world]
-            counts = Counter(outcome_of(c) for c in here)
-            ran = sum(counts[o] for o in MEASURED)
-            skipped = [c for c in here if outcome_of(c) == "skipped"]
-            state = ("fail" if sum(counts[o] for o in BAD) else "known" if counts["xfailed"] + counts["divergence"]
-                     else "pass" if ran else "skipped" if skipped else "none")
-            rows.append({"device": device, "backend": inputs.BACKENDS.get(text(device), ""),
-                         "world": world, "claimed": world in claimed, "ran": ran, "state": state,
-                         "passed": counts["passed"], "failing": sum(counts[o] for o in BAD),
-                         "known": counts["xfailed"] + counts["divergence"], "skipped": len(skipped),
-                         "reasons": _reasons(skipped) if skipped else ""})
-    return rows

@@ -12,6 +12,8 @@ import io
 import re
 from itertools import cycle
 
+from lsresults.text import one_line
+
 ZERO_FLOOR = 1e-18  # errors of exactly 0 are drawn here on log axes (and the caption says so)
 MAX_LABEL = 60  # legend labels longer than this are cut
 # Points beyond this magnitude (or below its inverse, for x) are left out of a chart (the
@@ -40,7 +42,7 @@ def available() -> bool:
 def _label(value: str) -> str:
     """Plain text for matplotlib: one line, cut, and `$` escaped so it never starts mathtext
     (math stays on for the axes' own tick labels such as 10^-5)."""
-    value = " ".join(str(value).split())
+    value = one_line(value)
     value = value if len(value) <= MAX_LABEL else value[: MAX_LABEL - 1] + "…"
     return value.replace("$", r"\$")
 

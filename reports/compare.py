@@ -2,7 +2,7 @@
 
 Checks are matched by nodeid (stable across runs: impl, device and case are in the id).
 The two drift thresholds below decide what is worth a reader's attention; each carries
-its reason. Benchmarks are matched and judged by reports/benchdiff.py, the same code and
+its reason. Benchmarks are matched and judged by lsresults/benchdiff.py, the same code and
 the same recorded thresholds as the gate (lsuite/benchmarking/regression.py), so the report's
 benchmark regressions are exactly the ones that fail a gated run.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import benchdiff
+from lsresults import benchdiff
+
 from .analysis import (
     BAD,
     MEASURED,

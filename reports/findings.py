@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from lsresults.text import MESSAGE_CHARS  # a failure message longer than this is cut (with a note)
+
 from .analysis import first_line, impl_of, is_equivalence, num, outcome_of, text
 
 NODEIDS_SHOWN = 200  # per findings group: beyond this the list says "and N more"
-MESSAGE_CHARS = 20_000  # a failure message longer than this is cut (with a note)
 
 
 @dataclass

@@ -9,7 +9,7 @@ one results dict, by these rules (docs/report.md, "Merging runs"):
   outcome for it, as `{"input": index into environment.merged_from, "outcome": ...}`.
   Skipped is the mildest: a check skipped on the CPU job and run on the GPU job keeps
   the run. Checks without a nodeid cannot be matched and are all kept.
-- Benchmarks are concatenated; entries with the same key (reports.benchdiff.KEY: impl,
+- Benchmarks are concatenated; entries with the same key (lsresults.benchdiff.KEY: impl,
   device, dtype, pass, n, k) keep the later input's entry, at the place of the first,
   which is also what benchdiff's matching would have kept.
 - `complete` is true only if every input is complete; `verdicts` are recomputed from the
@@ -19,8 +19,8 @@ one results dict, by these rules (docs/report.md, "Merging runs"):
   (path, suite commit, started, CUDA availability, workers, complete, counts of each
   input) and `merge` (forced, differences, overlapping checks, replaced benchmarks).
 - `benchmark_gate` is the first input's that has one, with every input's gate findings.
-- The merged file is schema 2 (reports.load.SCHEMA): a check from a schema-1 input gains
-  `input`, `world` and `gradients`, derived from its metrics (reports/inputs.py).
+- The merged file is schema 2 (lsresults.load.SCHEMA): a check from a schema-1 input gains
+  `input`, `world` and `gradients`, derived from its metrics (lsresults/inputs.py).
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
-from . import benchdiff
-from .analysis import conformance_checks, impl_of, outcome_of, text, verdict_of
-from .inputs import check_fields, input_kinds
-from .load import SCHEMA, ResultsError
+from lsresults import benchdiff
+from lsresults.inputs import check_fields, input_kinds
+from lsresults.load import SCHEMA, ResultsError
+from lsresults.verdicts import verdict_of
+
+from .analysis import conformance_checks, impl_of, outcome_of, text
 
 # outcomes from mildest to worst: what "the worst outcome" of a nodeid means
 WORST_LAST = ("skipped", "passed", "xfailed", "divergence", "suite_error", "xpassed", "failed", "error")

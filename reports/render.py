@@ -1,7 +1,7 @@
 """Render a results dict into one self-contained report.html (inline CSS and SVG, no URL).
 
 Jinja2 autoescapes every value; the only markup inserted unescaped is SVG written by
-matplotlib (charts.py). The file is written atomically by reports.files.write_atomic, so
+matplotlib (charts.py). The file is written atomically by lsresults.files.write_atomic, so
 a reader never sees half a page.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import accuracy, analysis, benchdiff, charts, compare, conventions, findings
-from .files import write_atomic
-from .load import ResultsError, validate
+from lsresults import benchdiff
+from lsresults.files import write_atomic
+from lsresults.load import ResultsError, validate
+
+from . import accuracy, analysis, charts, compare, conventions, findings, sections
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # a results digest as files.write_results gives it
@@ -165,7 +167,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "views": views, "features": feats, "cells": cells,
         "feature_groups": [(g, [f for f in feats if f.group == g])
                            for g in dict.fromkeys(f.group for f in feats)],
-        "sections": analysis.matrix_sections(results, views),
+        "sections": sections.matrix_sections(results, views),
         "accuracy": accuracy.accuracy(results), "error_chart": _error_chart(results),
         "gradient_accuracy": accuracy.gradient_accuracy(results),
         "zero_floor": charts.ZERO_FLOOR,

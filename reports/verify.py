@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from .load import ResultsError
+from lsresults.load import ResultsError
 
 META = re.compile(rb'<meta name="ls-results-sha256" content="([0-9a-f]{64})">')
 HEAD_BYTES = 64 * 1024  # the meta tag is among the first lines of <head>; no need to read further

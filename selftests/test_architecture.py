@@ -1,5 +1,5 @@
 """The package structure holds: the import contracts of pyproject.toml (import-linter: the
-layers, no cycle, the reference and the renderer kept apart) pass and can fail, no module
+layers, no cycle, the reference, the renderer and the results package kept apart) pass and can fail, no module
 imports another module's private name, and no module of a package is over 400 lines."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lsuite", "reference", "reports")
+PACKAGES = ("lsuite", "lsresults", "reference", "reports")
 MAX_LINES = 400
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -41,6 +41,8 @@ def test_the_import_contracts_hold():
     ("lsuite/record/records.py", "from lsuite.record import claims"),  # a cycle in a package
     ("reports/render.py", "import lsuite"),  # the renderer imports the harness
     ("reference/core.py", "import torch"),  # the reference imports torch
+    ("lsresults/text.py", "import lsuite"),  # the shared results package imports the harness
+    ("lsuite/running/runner.py", "import reports"),  # the harness renders outside its plugin
 ])
 def test_the_contracts_fail_on_a_broken_structure(tmp_path, module, line):
     for name in (*PACKAGES, "pyproject.toml"):
@@ -50,6 +52,17 @@ def test_the_contracts_fail_on_a_broken_structure(tmp_path, module, line):
         f.write(f"\n\ndef _probe():\n    {line}  # noqa\n")
     run = lint_imports(tmp_path)
     assert run.returncode != 0 and "BROKEN" in run.stdout, run.stdout[-2000:]
+
+
+def test_lsresults_loads_without_torch_lsuite_reports_or_reference():
+    modules = sorted(p.stem for p in (ROOT / "lsresults").glob("*.py") if p.stem != "__init__")
+    code = ("import importlib, sys; "
+            f"[importlib.import_module('lsresults.' + m) for m in {modules!r}]; "
+            "bad = [m for m in ('torch', 'lsuite', 'reports', 'reference') if m in sys.modules]; "
+            "assert not bad, f'{bad} imported'")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def private_imports(path: Path, root: Path = ROOT) -> list[str]:

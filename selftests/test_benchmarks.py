@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from lsuite.benchmarking import bench, measuring, memory, regression, timing
-from reports import benchdiff
+from lsresults import benchdiff
+from lsuite.benchmarking import bench, instructions, measuring, memory, regression, timing
 
 ROOT = Path(__file__).resolve().parents[1]
 N, K = 256, 1000
@@ -301,7 +301,7 @@ def test_memory_gate_flags_one_logits_sized_buffer_and_never_the_same_code(n, k,
     assert [f.quantity for f in regression.regressions([clone], [base])] == ["peak_over_logits"], peaks
 
 
-@pytest.mark.skipif(bool(reason := __import__("lsuite.benchmarking.instructions").instructions.unavailable()),
+@pytest.mark.skipif(bool(reason := instructions.unavailable()),
                     reason=f"deterministic mode unavailable: {reason}")
 def test_instruction_counts_repeat_and_flag_every_benchmark_mutant(pytester):
     """Deterministic mode on one tiny point (128 x 1000, forward+backward), one valgrind

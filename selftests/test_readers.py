@@ -24,8 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import lsresults
 import reports
-from reports import ResultsError, benchdiff, limits
+from lsresults import benchdiff, limits
+from reports import ResultsError
 from reports.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,20 +159,20 @@ def test_merge_with_a_damaged_input_writes_both_files_or_exits_2(capsys, work, d
 @given(doc=st.one_of(JSON, mutated_real()))
 def test_load_results_returns_a_validated_dict_or_raises_one_line(work, doc):
     """What --ls-baseline and the benchmark gate read: a ResultsError or a dict the gate's
-    benchmark matching (reports.benchdiff) takes without an exception."""
+    benchmark matching (lsresults.benchdiff) takes without an exception."""
     src = dump(doc, work / "results.json")
     try:
         loaded = reports.load_results(src)
     except ResultsError as exc:
         assert "\n" not in str(exc) and str(src) in str(exc)
         return
-    assert isinstance(loaded, dict) and loaded["schema"] in reports.load.READS
+    assert isinstance(loaded, dict) and loaded["schema"] in lsresults.load.READS
     benchdiff.diff(loaded.get("benchmarks") or [], REAL_PAYLOAD["benchmarks"], benchdiff.thresholds_of(loaded))
 
 
 # ------------------------------------------------------------------ every field, every type
 
-# fields whose JSON type reports.load checks (a wrong one is refused with one line)
+# fields whose JSON type lsresults.load checks (a wrong one is refused with one line)
 CORE = {("schema",), ("complete",), ("environment",), ("checks",), ("benchmarks",), ("benchmark_gate",),
         ("checks", "*"), ("environment", "impls"), ("environment", "impls", "*"), ("benchmarks", "*")}
 CORE |= {("checks", "*", key) for key in ("impl", "check", "kind", "nodeid", "outcome")}
@@ -468,7 +470,7 @@ def test_merge_rules_match_the_readme():
 
 
 def test_verify_accepts_a_fresh_report_and_rejects_a_rewritten_results_file(capsys, tmp_path):
-    from reports.files import write_results
+    from lsresults.files import write_results
 
     digest = write_results(REAL_PAYLOAD, tmp_path / "results.json")
     reports.write_report(REAL_PAYLOAD, tmp_path / "report.html", results_sha256=digest)
@@ -505,7 +507,7 @@ def test_verify_failures_are_one_line(capsys, tmp_path, case):
 def test_write_results_returns_the_sha256_of_the_bytes_written(tmp_path):
     import hashlib
 
-    from reports.files import write_results
+    from lsresults.files import write_results
 
     digest = write_results({**REAL_PAYLOAD, "x": math.nan}, tmp_path / "r.json")
     assert digest == hashlib.sha256((tmp_path / "r.json").read_bytes()).hexdigest()

@@ -594,7 +594,7 @@ def test_failed_render_leaves_the_previous_report_and_no_temp_file(tmp_path):
 
 
 def test_atomic_writer_gives_a_normal_files_mode_and_cleans_up_on_failure(tmp_path):
-    from reports.files import write_atomic
+    from lsresults.files import write_atomic
 
     old = os.umask(0o022)
     try:

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import reference
+from lsresults.verdicts import verdict_of
 from lsuite.catalogs import catalog
 from lsuite.inputs.cases import Case
 from lsuite.judging import severity
 from lsuite.judging.assertions import Budget
 from lsuite.judging.harness import check_against_reference
 from lsuite.running.runner import Context
-from reports.analysis import verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUST = ROOT / "selftests" / "impls" / "trust.py"

@@ -6,7 +6,6 @@ equivalences can be built from the results; divergence between non-equivalent co
 is recorded, not asserted. Cross-implementation checks skip when their records are not under test.
 """
 
-import shlex
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference
+from lsresults.text import repro
 from lsuite.catalogs import catalog
 from lsuite.inputs.cases import Case
 from lsuite.judging import assertions, tolerances
@@ -38,7 +38,7 @@ def equivalence(request):
             request.node.user_properties.append((results.PROPERTY, {
                 "impl": " vs ".join(names) or "reference",
                 "check": request.node.originalname.removeprefix("test_"), "kind": "equivalence", "params": {},
-                "repro": f"python -m pytest {shlex.quote(request.node.nodeid)}"}))
+                "repro": repro(request.node.nodeid)}))
         if missing:
             pytest.skip(f"needs the catalog records {missing} under test (add --ls-builtins)")
 

@@ -34,12 +34,12 @@ import time
 
 import torch
 
+from lsresults import benchdiff
 from lsuite.benchmarking import bench, machine, measuring, memory, timing
 from lsuite.catalogs import catalog
 from lsuite.inputs.cases import default_case, shard_bounds
 from lsuite.running import distributed, runner
 from lsuite.running.runner import Context
-from reports import benchdiff
 
 PASSES = ("forward", "forward_backward")
 BASELINE_PATH = "nn.CrossEntropyLoss on the whole logits, one process"

@@ -10,6 +10,7 @@ import statistics
 
 import torch
 
+from lsresults import benchdiff
 from lsuite.benchmarking import memory, timing
 from lsuite.benchmarking.bench import (
     LINEAR_BASELINE_PATH,
@@ -21,7 +22,6 @@ from lsuite.benchmarking.bench import (
     workload,
 )
 from lsuite.record.records import Impl
-from reports import benchdiff
 
 
 class State:
@@ -117,7 +117,7 @@ def measure(benchmark, point: Point, state: State, kind: str = "impl") -> dict:
     """Time `point` with pytest-benchmark, the builtin and the copy interleaved (kind
     "impl"), then measure its peak memory in more, untimed calls; return the results.json
     entry (with the per-round ratios to the builtin, `ratio_samples`, that
-    reports/benchdiff.py judges, and the smallest slowdown they could reveal)."""
+    lsresults/benchdiff.py judges, and the smallest slowdown they could reveal)."""
     if state.counter is not None:
         return count(point, state, kind)
     work = workload(point.impl, point)

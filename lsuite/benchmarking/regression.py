@@ -1,6 +1,6 @@
 """The benchmark regression gate: this run's benchmarks against a baseline results.json.
 
-Matching and judging live in reports/benchdiff.py (torch-free, shared with the report's
+Matching and judging live in lsresults/benchdiff.py (torch-free, shared with the report's
 regression section, so the gate and the report decide alike); the calibrated thresholds,
 the statistics and their reasons are there too. This module applies them to a run and
 records what it decided in results.json (`record`), and
@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import sys
 
-from reports import benchdiff
-from reports.benchdiff import (
+import lsresults
+from lsresults import benchdiff
+from lsresults.benchdiff import (
     CALIBRATION,
     KEY,
     MEMORY_THRESHOLD,
@@ -42,7 +44,7 @@ def describe() -> str:
 
 def regressions(current: list[dict], baseline: list[dict],
                 limits: benchdiff.Thresholds | None = None) -> list[BenchRegression]:
-    """Every benchmark present in both runs that regressed (reports/benchdiff.py decides).
+    """Every benchmark present in both runs that regressed (lsresults/benchdiff.py decides).
     Entries without a comparable quantity (the reference, the no-op) or absent from one
     run are ignored."""
     return benchdiff.diff(baseline, current, limits or thresholds()).findings
@@ -78,13 +80,9 @@ def same_commit(runs: list[list[dict]]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    import sys
-
-    import reports
-
     try:
-        runs = [reports.load_results(path).get("benchmarks") or [] for path in argv]
-    except reports.ResultsError as exc:
+        runs = [lsresults.load_results(path).get("benchmarks") or [] for path in argv]
+    except lsresults.ResultsError as exc:
         print(f"python -m lsuite.benchmarking.regression: error: {exc}", file=sys.stderr)
         return 2
     if len(runs) < 2:

@@ -18,7 +18,7 @@ statistics (`benchmark.stats`); this module adds only what it cannot:
   of it; `rounds_for`: how many rounds to ask pytest-benchmark's pedantic mode for.
 
 The per-round ratios are kept (results.json `ratio_samples`) and judged by
-reports/benchdiff.py, the same code on CPU (perf_counter) and CUDA (events).
+lsresults/benchdiff.py, the same code on CPU (perf_counter) and CUDA (events).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pytest_benchmark.stats import Stats
 
 # Rounds: at least MIN_ROUNDS (8 against 8 rounds lets a one-sided Mann-Whitney test reach
 # p = 1/12870; 5 against 5 only 1/252), about TARGET_S of the implementation's rounds, at most
-# MAX_ROUNDS (reports/benchdiff.MAX_SAMPLES ratios are stored per entry).
+# MAX_ROUNDS (lsresults.benchdiff.MAX_SAMPLES ratios are stored per entry).
 MIN_ROUNDS, MAX_ROUNDS, TARGET_S = 8, 40, 1.0
 # The least work per round: calls are repeated until a round lasts this long. Measured on
 # the shared 2-core machine (docs/benchmarks.md): with one call per round the forward at

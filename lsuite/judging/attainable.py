@@ -38,8 +38,9 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 import reference
+from lsresults.dtypes import UNIT_ROUNDOFF
 from lsuite.inputs.cases import Inputs
-from lsuite.judging.tolerances import FLOAT32_STEPS, SUBNORMAL_SPACING, UNIT_ROUNDOFF
+from lsuite.judging.tolerances import FLOAT32_STEPS, SUBNORMAL_SPACING
 
 
 def target_rows(inputs: Inputs, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import reference
+from lsresults.dtypes import UNIT_ROUNDOFF
 from lsuite.inputs.cases import Inputs, LinearInputs, make_linear_inputs, round_to
 from lsuite.judging import severity, tolerances
 from lsuite.judging.attainable import attainable, summation_steps, target_rows
@@ -69,7 +70,7 @@ def linear_attainable(inputs: LinearInputs, dtype: str, exact: dict) -> dict:
     dG = np.where(np.isfinite(att.grad), att.grad, 0.0)
     G = np.abs(np.where(np.isfinite(ref_r.grad), ref_r.grad, 0.0))
     h, W = np.abs(inputs.hidden), np.abs(inputs.classifier)
-    u, u32 = tolerances.UNIT_ROUNDOFF[dtype], tolerances.UNIT_ROUNDOFF["float32"]
+    u, u32 = UNIT_ROUNDOFF[dtype], UNIT_ROUNDOFF["float32"]
     half = tolerances.SUBNORMAL_SPACING[dtype] / 2
     N, K = G.shape
     carried = {"hidden": dG @ W + summation_steps(K) * u32 * (G @ W),

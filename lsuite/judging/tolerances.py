@@ -57,10 +57,9 @@ ATOL = {
 
 # The dtypes whose reference budget is a multiple of the attainable error.
 LOW_PRECISION = ("bfloat16", "float16")
-# Unit roundoff (half the spacing of numbers in [1, 2), relative) and the spacing of the
-# subnormal numbers (the absolute rounding step below the smallest normal number).
-UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "bfloat16": 2.0 ** -8,
-                 "float16": 2.0 ** -11}
+# Unit roundoff (half the spacing of numbers in [1, 2), relative: UNIT_ROUNDOFF, one copy in
+# lsresults/dtypes.py) and the spacing of the subnormal numbers (the absolute rounding step
+# below the smallest normal number).
 SUBNORMAL_SPACING = {"float64": 2.0 ** -1074, "float32": 2.0 ** -149, "bfloat16": 2.0 ** -133,
                      "float16": 2.0 ** -24}
 # float32 roundings beyond the ceil(log2 K) of a pairwise sum over K classes

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shlex
 import signal
 import time
 import warnings
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+import lsresults
+from lsresults.text import clean_text, repro
 from lsuite.catalogs import catalog, loading, peers
 from lsuite.inputs.cases import Case, default_case, supports
 from lsuite.judging.severity import CheckDiverged, SuiteError
@@ -30,7 +31,7 @@ from lsuite.pytest_plugin import results
 from lsuite.record import claims
 from lsuite.record.records import CHECK_KINDS, DEVICES, INPUTS, LOGITS_INPUTS, Impl
 from lsuite.running import worker
-from lsuite.running.runner import Context, clean_text
+from lsuite.running.runner import Context
 
 IMPLS = pytest.StashKey[tuple]()
 POOL = pytest.StashKey[object]()
@@ -200,11 +201,9 @@ def _baseline(config):
     path = config.getoption("ls_baseline")
     if not path:
         return None
-    import reports
-
     try:
-        return reports.load_results(path)
-    except reports.ResultsError as exc:
+        return lsresults.load_results(path)
+    except lsresults.ResultsError as exc:
         raise pytest.UsageError(f"--ls-baseline {path}: {exc}") from None
 
 
@@ -305,8 +304,7 @@ def pytest_generate_tests(metafunc):
 
 def _repro(item, impl: Impl) -> str:
     """A shell command that reruns this one check (every argument quoted for the shell)."""
-    extra = "" if impl.origin == "builtin" else f" --ls-impl {shlex.quote(impl.origin)}"
-    return f"python -m pytest {shlex.quote(item.nodeid)}{extra}"
+    return repro(item.nodeid, None if impl.origin == "builtin" else impl.origin)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection: the stale-defect check sees all

@@ -14,13 +14,14 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lsresults.files import write_results
+from lsresults.inputs import check_fields, input_kinds
+from lsresults.load import SCHEMA
+from lsresults.text import MESSAGE_CHARS, safe_text
+from lsresults.verdicts import verdict_of
 from lsuite.benchmarking.machine import cpu_model
 from lsuite.record import claims
-from reports.analysis import verdict_of
-from reports.files import write_results
-from reports.inputs import check_fields, input_kinds
 
-SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (docs/results-schema.md)
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
 BENCHMARK = "ls_benchmark"  # user_properties key holding one benchmark entry (issue: benchmarks)
@@ -46,15 +47,6 @@ def _plain(value):
 DIVERGENCE = "ls_divergence"  # user_properties key holding a divergence's message
 FAILURES = "ls_failures"  # user_properties key: every distinct failure Hypothesis found
 SUITE_ERROR = "ls_suite_error"  # user_properties key: the check failed by the suite's own error
-MESSAGE_CHARS = 20_000  # a message longer than this is cut, and the cut is said
-
-
-def safe_text(text: str, limit: int = MESSAGE_CHARS) -> str:
-    """Text any JSON or HTML writer accepts: lone surrogates escaped, cut to `limit`."""
-    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    if len(text) > limit:
-        text = text[:limit] + f"\n[... cut: {len(text) - limit} more characters]"
-    return text
 
 
 def record_suite_error(node, message: str) -> None:
@@ -176,7 +168,7 @@ class Collector:
 
 
 def verdicts(checks: list[dict]) -> dict[str, str]:
-    """Each implementation's verdict in the report's wording (reports.analysis.verdict_of);
+    """Each implementation's verdict in the report's wording (lsresults.verdicts.verdict_of);
     equivalence checks compare conventions and count for no implementation."""
     counts: dict[str, Counter] = {}
     for check in checks:
@@ -186,7 +178,7 @@ def verdicts(checks: list[dict]) -> dict[str, str]:
 
 
 def write_json(payload: dict, path: Path) -> str:
-    """Atomic (reports.files.write_results): a reader never sees half a file; returns the
+    """Atomic (lsresults.files.write_results): a reader never sees half a file; returns the
     sha256 of the bytes written, which the report records (python -m reports verify)."""
     return write_results(payload, path)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lsresults.inputs import HIDDEN, LOG_PROBS, LOGITS, LOGITS_INPUTS, VOCAB_PARALLEL
 from lsuite.record.predicate import Predicate
 from reference.spec import CONVENTIONS, FORMS, REDUCTIONS
 
@@ -22,8 +23,8 @@ DEVICES = ("cpu", "cuda")
 # What the implementation is called on (docs/input-kinds.md): the logits,
 # their log_softmax, hidden states and a classifier (fused linear: loss_fn(h, W, target, bias)),
 # or its rank's columns of the logits inside a torch.distributed group (vocab-parallel).
-INPUTS = ("logits", "log_probs", "hidden_states", "vocab_parallel")
-LOGITS_INPUTS = ("logits", "log_probs")  # the inputs the logits checks are generated for
+INPUTS = (LOGITS, LOG_PROBS, HIDDEN, VOCAB_PARALLEL)  # their names: lsresults/inputs.py
+# LOGITS_INPUTS (lsresults/inputs.py): the inputs the logits checks are generated for
 WORLD_SIZES = (1, 2, 4)  # the distributed runner's world sizes (lsuite/running/distributed.py)
 CLASS_DIMS = ("1", "last")  # classes on dim 1 as nn.CrossEntropyLoss, or on the last dim (B, T, V)
 # The dtype of the returned loss: the logits', always float32, or float32 for bfloat16/float16

@@ -40,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from lsresults.inputs import BACKENDS
 from lsuite.running import process
 from lsuite.running.process import record_ref
 from lsuite.running.runner import CheckFailed, Context, Feed, Outcome, run_shard
@@ -59,7 +60,7 @@ def _context(device: str):
 
 
 def backend_for(device: str) -> str:
-    return "nccl" if device == "cuda" else "gloo"
+    return BACKENDS["cuda" if device == "cuda" else "cpu"]
 
 
 def unavailable(device: str, world: int) -> str | None:

@@ -23,16 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lsresults.text import clean_text
 from lsuite.inputs.cases import Case, shard_bounds
 from lsuite.record import claims
 from lsuite.record.records import BuildConfig, Impl
-
-
-def clean_text(text: str) -> str:
-    """Text safe for a terminal, JSON and HTML: control characters (ANSI escapes, NUL, ...)
-    and lone surrogates written as escapes; newlines and tabs kept."""
-    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 class CheckFailed(AssertionError):

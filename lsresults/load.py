@@ -1,14 +1,14 @@
 """Read and validate a results.json (schema 2, or 1) before anything renders it.
 
 Schema 2 adds to every check its record's `input`, its `world` and the `gradients` it
-judged (reports/inputs.py); a schema-1 file has none of them and is rendered with them
+judged (lsresults/inputs.py); a schema-1 file has none of them and is rendered with them
 derived from its metrics and environment. Validation is shallow on purpose: the core
 fields must have their types (a schema-1 or -2 object; `complete` a boolean; `environment` and `benchmark_gate` objects; `checks` and
 `benchmarks` lists of objects; a check's impl, check, kind, nodeid and outcome strings;
 `environment.impls` a list of objects), and every field may be missing or null; the
 renderer fills the gaps and tolerates odd values inside params and metrics. A file that
 fails here raises ResultsError with one line naming the file, what is wrong and what to do.
-Before any of that, reports/limits.py bounds the file's size, nesting, integers and strings.
+Before any of that, lsresults/limits.py bounds the file's size, nesting, integers and strings.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from . import limits
+from .text import one_line
 
 SCHEMA = 2  # the results.json schema lsuite/pytest_plugin/results.py writes and reports/merge.py writes
 READS = (1, 2)  # the schemas this renderer reads
@@ -33,7 +34,7 @@ class ResultsError(ValueError):
     """A results file or dict that cannot be rendered; the message is one line."""
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(one_line(message))
 
 
 def load_results(path: str | os.PathLike) -> dict:
@@ -93,7 +94,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def validate(payload, *, source: str = "results") -> dict:
-    """Check the limits (reports/limits.py) and the core fields' types of a results dict;
+    """Check the limits (lsresults/limits.py) and the core fields' types of a results dict;
     return it unchanged."""
     try:
         limits.check(payload)
