@@ -2,8 +2,8 @@
 one device, some records, one point of each benchmark. pytest hooks only.
 
 - `--ls-device cpu|cuda`: checks and benchmarks on the other device are deselected. A check's
-  device is its case's, a benchmark's its point's or its `device` parameter; the reference's
-  throughput (`ls_bench("reference")`) is NumPy, so cpu. An item with no device is kept.
+  device is its case's, a benchmark's its point's or its `device` parameter; an item that
+  names none runs on the CPU (the equivalences, the reference's throughput).
 - `--ls-record NAME` (repeatable): the records under test are only these, among those the
   other options chose (`--ls-impl`, `--ls-builtins`, `--ls-ecosystem`); an unknown name is a
   usage error naming the records there are. results.json lists only these.
@@ -17,8 +17,6 @@ import pytest
 
 from .plugin import COLLECTOR, IMPLS
 from .records import DEVICES
-
-REFERENCE_BENCH = "reference"  # ls_bench("reference"): the float64 NumPy reference, CPU only
 
 
 def pytest_addoption(parser):
@@ -52,20 +50,16 @@ def pytest_configure(config):
             entry for entry in collector.environment.get("impls", []) if entry.get("name") in keep]
 
 
-def item_device(item) -> str | None:
-    """The device an item runs on, from its parameters (None: it names none)."""
+def item_device(item) -> str:
+    """The device an item runs on, from its parameters; one that names none (the
+    equivalences, the reference's throughput: NumPy and in-process torch) runs on the CPU."""
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
     for key in ("case", "point"):
         device = getattr(params.get(key), "device", None)
         if isinstance(device, str):
             return device
-    if isinstance(params.get("device"), str):
-        return params["device"]
-    marker = item.get_closest_marker("ls_bench")
-    if marker is not None and marker.args and marker.args[0] == REFERENCE_BENCH:
-        return "cpu"
-    return None
+    return params["device"] if isinstance(params.get("device"), str) else "cpu"
 
 
 def _bench_key(item) -> tuple[str, str] | None:
@@ -80,7 +74,7 @@ def pytest_collection_modifyitems(config, items):
     one = config.getoption("ls_bench_one")
     kept, dropped, seen = [], [], set()
     for item in items:
-        if device is not None and item_device(item) not in (None, device):
+        if device is not None and item_device(item) != device:
             dropped.append(item)
             continue
         key = _bench_key(item) if one else None
