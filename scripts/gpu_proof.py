@@ -17,10 +17,9 @@ OUT_DIR (new or empty) receives a folder per step (results.json, report.html, py
 results.json and report.html merged from the steps (python -m reports merge; the control's
 expected failures stay in its own folder), summary.txt, and steps.json (each step's command,
 budget, wall time, outcome counts and verdict). Exit 0: every step passed; 1: a step failed
-(a check failed, it ran past its budget, nothing ran that had to, or the control did not
-fail); 2: no CUDA device, or a usage error (one line). It installs nothing and reaches no
-network: a record whose library is absent (liger-kernel, megatron-core) skips with the reason;
-put unpacked wheels on PYTHONPATH to include them.
+(a check failed, it ran past its budget or ran nothing it had to, the control passed); 2: no
+CUDA device, or a usage error (one line). It installs nothing: a record whose library is
+absent (liger-kernel, megatron-core) skips with the reason (unpacked wheels on PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ BUDGET_S = 480  # the whole proof, merging and the summary included
 RESERVE_S = 50  # kept for merging, the summary, and a stopped step's grace
 MIN_STEP_S = 15  # a step with less time left is not started (it fails as "not run")
 GRACE_S = 15  # after a step's Ctrl-C, how long it may take to write its files
-MERGE_TIMEOUT_S = 120
+MERGE_TIMEOUT_S = 60  # rendering the merged report takes seconds
 WORKERS = 4  # pytest-xdist processes for the check steps (each starts one worker per record)
 RAN = ("passed", "xfailed", "divergence")  # a check that ran on the device and was judged
 HYPOTHESIS = ("--hypothesis-profile", "default", "--hypothesis-seed", "0")
@@ -61,10 +60,9 @@ CONTROL = "selftests/impls/dropins.py:ClampsOutOfRangeTargets"
 # (entry kind, input) of every benchmark function of suites/test_benchmarks.py that has CUDA points
 BENCH_KINDS = (("impl", "logits"), ("harness_overhead", "logits"), ("impl", "hidden_states"),
                ("impl", "vocab_parallel"))
+STEP_NAMES = ("catalog", "device-assert", "device-assert-control", "benchmarks", "nccl", "triton")
 PYTEST_EXITS = {1: "a check failed (pytest exit 1)", 2: "interrupted (pytest exit 2)",
-                3: "pytest's internal error (exit 3): see pytest.log",
-                4: "pytest usage error (exit 4): see pytest.log",
-                5: "no check was selected (pytest exit 5)"}
+                5: "no check was selected (pytest exit 5)"}  # others: see pytest.log
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +94,8 @@ class Machine:
 
     def describe(self) -> str:
         gpus = ", ".join(f"{name} x{self.names.count(name)}" for name in dict.fromkeys(self.names))
-        triton = _version("triton")
         return (f"{gpus or f'{self.gpus} GPU(s)'}; torch {torch.__version__}, CUDA {torch.version.cuda}, "
-                f"triton {triton or 'absent'}")
+                f"triton {_version('triton') or 'absent'}")
 
 
 def _version(package: str) -> str | None:
@@ -180,9 +177,6 @@ def plan(out: Path, gpus: int, workers: int = WORKERS) -> list[Step]:
     ]
 
 
-STEP_NAMES = ("catalog", "device-assert", "device-assert-control", "benchmarks", "nccl", "triton")
-
-
 def _matches(check: dict, where) -> bool:
     return all(check.get(key, (check.get("params") or {}).get(key)) == value for key, value in where)
 
@@ -202,7 +196,7 @@ def judge(step: Step, rc: int | None, timed_out: bool, results: dict | None) -> 
                             f"and {dict(counts)}")
         return problems
     if rc != 0 and not timed_out:
-        problems.append(PYTEST_EXITS.get(rc, f"pytest exit {rc}"))
+        problems.append(PYTEST_EXITS.get(rc, f"pytest exit {rc}: see pytest.log"))
     problems += [f"nothing ran for {need.label}" for need in step.needs
                  if not any(c.get("outcome") in RAN and _matches(c, need.where) for c in checks)]
     for kind, inputs in step.bench_kinds:
@@ -217,7 +211,7 @@ def judge(step: Step, rc: int | None, timed_out: bool, results: dict | None) -> 
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none written (the step died), or not JSON
         return None
 
 
@@ -299,8 +293,7 @@ def merge(records: list[dict], steps: list[Step], out: Path) -> list[str]:
 
 
 def summary(machine: Machine, records: list[dict], merge_problems: list[str], wall_s: float,
-            budget_s: float, out: Path) -> str:
-    passed = all(r["status"] == "passed" for r in records) and not merge_problems
+            budget_s: float, out: Path, passed: bool) -> str:
     lines = [f"gpu-proof: {'PASSED' if passed else 'FAILED'}: {len(records)} steps in "
              f"{wall_s:.0f} s (budget {budget_s:.0f} s) on {machine.describe()}"]
     for r in records:
@@ -308,9 +301,9 @@ def summary(machine: Machine, records: list[dict], merge_problems: list[str], wa
         bench = f", {r['benchmarks']} benchmark entries" if r["benchmarks"] else ""
         lines.append(f"[{r['status']}] {r['name']} ({r['wall_s']} s of {r['budget_s']} s): "
                      f"{counts}{bench}")
-        lines += [f"    problem: {p}" for p in r["problems"]] + [f"    note: {n}" for n in r["notes"]]
-        lines += [f"    skipped: {s}" for s in r["skip_reasons"]]
-        lines += [f"    not passing: {n}" for n in r["not_passing"]]
+        lines += ([f"    problem: {p}" for p in r["problems"]] + [f"    note: {n}" for n in r["notes"]]
+                  + [f"    skipped: {s}" for s in r["skip_reasons"]]
+                  + [f"    not passing: {n}" for n in r["not_passing"]])
     lines += [f"[FAILED] merge: {p}" for p in merge_problems]
     if not merge_problems:
         lines.append(f"merged: {out / 'results.json'}, {out / 'report.html'} (each step's own in "
@@ -332,8 +325,8 @@ def describe_plan(machine: Machine, steps: list[Step], budget_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-class UsageError(Exception):
-    """A bad command line: one line on stderr, exit 2."""
+class UsageError(Exception):  # a bad command line: one line on stderr, exit 2
+    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -392,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     records = run(steps, out, args.budget)
     merge_problems = merge(records, steps, out)
     passed = all(r["status"] == "passed" for r in records) and not merge_problems
-    text = summary(machine, records, merge_problems, time.monotonic() - started, args.budget, out)
+    text = summary(machine, records, merge_problems, time.monotonic() - started, args.budget, out,
+                   passed)
     (out / "summary.txt").write_text(text)
     (out / "steps.json").write_text(json.dumps(
         {"machine": dataclasses.asdict(machine), "budget_s": args.budget, "steps": records,
