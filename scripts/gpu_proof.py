@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from pathlib import Path
 import torch
 
 from lsuite import catalog, peers
+from scripts.gpu_proof_text import describe_plan, summary
 
 PROG = "python -m scripts.gpu_proof"
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +63,8 @@ CONTROL = "selftests/impls/dropins.py:ClampsOutOfRangeTargets"
 BENCH_KINDS = (("impl", "logits"), ("harness_overhead", "logits"), ("impl", "hidden_states"),
                ("impl", "vocab_parallel"))
 STEP_NAMES = ("catalog", "device-assert", "device-assert-control", "benchmarks", "nccl", "triton")
+STOPPED = ("ran past its budget and was stopped",
+           "interrupted (Ctrl-C or SIGTERM): the later steps were not run")
 PYTEST_EXITS = {1: "a check failed (pytest exit 1)", 2: "interrupted (pytest exit 2)",
                 5: "no check was selected (pytest exit 5)"}  # others: see pytest.log
 
@@ -181,11 +185,11 @@ def _matches(check: dict, where) -> bool:
     return all(check.get(key, (check.get("params") or {}).get(key)) == value for key, value in where)
 
 
-def judge(step: Step, rc: int | None, timed_out: bool, results: dict | None) -> list[str]:
-    """What went wrong in a step (nothing: it passed)."""
+def judge(step: Step, rc: int | None, stopped: str | None, results: dict | None) -> list[str]:
+    """What went wrong in a step (nothing: it passed); `stopped`: why it was stopped, if it was."""
     if rc is None:
         return ["not run: the budget was spent"]
-    problems = ["ran past its budget and was stopped"] if timed_out else []
+    problems = [stopped] if stopped else []
     if results is None:
         return problems + [f"wrote no results.json ({PYTEST_EXITS.get(rc, f'exit {rc}')})"]
     checks = results.get("checks") or []
@@ -195,7 +199,7 @@ def judge(step: Step, rc: int | None, timed_out: bool, results: dict | None) -> 
             problems.append(f"the control must fail every check (pytest exit 1), got exit {rc} "
                             f"and {dict(counts)}")
         return problems
-    if rc != 0 and not timed_out:
+    if rc != 0 and not stopped:
         problems.append(PYTEST_EXITS.get(rc, f"pytest exit {rc}: see pytest.log"))
     problems += [f"nothing ran for {need.label}" for need in step.needs
                  if not any(c.get("outcome") in RAN and _matches(c, need.where) for c in checks)]
@@ -239,7 +243,8 @@ def step_env() -> dict[str, str]:
 def run_step(step: Step, folder: Path, budget_s: float) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     record = {"name": step.name, "title": step.title, "command": shlex.join(step.command),
-              "budget_s": round(budget_s, 1), "wall_s": 0.0, "rc": None, "timed_out": False}
+              "budget_s": round(budget_s, 1), "wall_s": 0.0, "rc": None, "timed_out": False,
+              "interrupted": False}
     rc, timed_out = None, False
     if budget_s >= MIN_STEP_S:
         started = time.monotonic()
@@ -250,7 +255,9 @@ def run_step(step: Step, folder: Path, budget_s: float) -> dict:
                 proc.wait(budget_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-            rc = _stop(proc, timed_out)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the step, keep what it wrote
+                record["interrupted"] = True
+            rc = _stop(proc, timed_out or record["interrupted"])
         record.update(wall_s=round(time.monotonic() - started, 1), rc=rc, timed_out=timed_out)
     results = _read(folder / "results.json") if rc is not None else None
     checks = (results or {}).get("checks") or []
@@ -258,7 +265,8 @@ def run_step(step: Step, folder: Path, budget_s: float) -> dict:
     record.update(
         counts=dict(Counter(c.get("outcome") for c in checks)),
         benchmarks=len((results or {}).get("benchmarks") or []),
-        problems=judge(step, rc, timed_out, results), notes=list(step.notes),
+        problems=judge(step, rc, STOPPED[bool(record["interrupted"])] if timed_out or
+                       record["interrupted"] else None, results), notes=list(step.notes),
         skip_reasons=[f"{n} x {why}" for why, n in skipped.most_common(3)],
         not_passing=[] if step.expect == "fail" else [
             c.get("nodeid") for c in checks if c.get("outcome") not in (*RAN, "skipped")][:5],
@@ -278,6 +286,8 @@ def run(steps: list[Step], out: Path, budget_s: float) -> list[dict]:
         print(f"gpu-proof: [{i + 1}/{len(steps)}] {step.name} (budget {budget:.0f} s) ...", flush=True)
         records.append(run_step(step, out / step.name, budget))
         print(f"gpu-proof: {step.name}: {records[-1]['status']} in {records[-1]['wall_s']} s", flush=True)
+        if records[-1]["interrupted"]:
+            break
     return records
 
 
@@ -287,42 +297,13 @@ def merge(records: list[dict], steps: list[Step], out: Path) -> list[str]:
     inputs = [r["results"] for r in records if r["results"] and r["name"] in merged]
     if not inputs:
         return ["no step wrote a results.json to merge"]
-    proc = subprocess.run([sys.executable, "-m", "reports", "merge", *inputs, "-o", str(out)],
+    if len(inputs) == 1:  # `reports merge` wants two or more: the one is copied and rendered
+        shutil.copyfile(inputs[0], out / "results.json")
+    command = (["merge", *inputs, "-o", str(out)] if len(inputs) > 1
+               else ["build", str(out / "results.json")])
+    proc = subprocess.run([sys.executable, "-m", "reports", *command],
                           cwd=ROOT, capture_output=True, text=True, timeout=MERGE_TIMEOUT_S)
     return [] if proc.returncode == 0 else [f"merging failed: {proc.stderr.strip()[-300:]}"]
-
-
-def summary(machine: Machine, records: list[dict], merge_problems: list[str], wall_s: float,
-            budget_s: float, out: Path, passed: bool) -> str:
-    lines = [f"gpu-proof: {'PASSED' if passed else 'FAILED'}: {len(records)} steps in "
-             f"{wall_s:.0f} s (budget {budget_s:.0f} s) on {machine.describe()}"]
-    for r in records:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items())) or "no checks"
-        bench = f", {r['benchmarks']} benchmark entries" if r["benchmarks"] else ""
-        lines.append(f"[{r['status']}] {r['name']} ({r['wall_s']} s of {r['budget_s']} s): "
-                     f"{counts}{bench}")
-        lines += ([f"    problem: {p}" for p in r["problems"]] + [f"    note: {n}" for n in r["notes"]]
-                  + [f"    skipped: {s}" for s in r["skip_reasons"]]
-                  + [f"    not passing: {n}" for n in r["not_passing"]])
-    lines += [f"[FAILED] merge: {p}" for p in merge_problems]
-    if not merge_problems:
-        lines.append(f"merged: {out / 'results.json'}, {out / 'report.html'} (each step's own in "
-                     f"its folder, with pytest.log)")
-    return "\n".join(lines) + "\n"
-
-
-def describe_plan(machine: Machine, steps: list[Step], budget_s: float) -> str:
-    lines = [f"gpu-proof plan for {machine.gpus} GPU(s): {len(steps)} steps in order, "
-             f"{budget_s:.0f} s in all (TRITON_INTERPRET removed from their environment)"]
-    for i, step in enumerate(steps, 1):
-        expect = "every check must fail" if step.expect == "fail" else "no check may fail"
-        needs = "; ".join([n.label for n in step.needs]
-                          + [f"a CUDA benchmark entry ({k}, {i_})" for k, i_ in step.bench_kinds])
-        lines += [f"{i}. {step.name} (share {step.share_s:.0f} s): {step.title}",
-                  f"   {shlex.join(step.command)}",
-                  f"   passes when: {expect}" + (f"; must run: {needs}" if needs else "")]
-        lines += [f"   note: {note}" for note in step.notes]
-    return "\n".join(lines) + "\n"
 
 
 class UsageError(Exception):  # a bad command line: one line on stderr, exit 2
@@ -382,7 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         return OK
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    records = run(steps, out, args.budget)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM as Ctrl-C
+    try:
+        records = run(steps, out, args.budget)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     merge_problems = merge(records, steps, out)
     passed = all(r["status"] == "passed" for r in records) and not merge_problems
     text = summary(machine, records, merge_problems, time.monotonic() - started, args.budget, out,

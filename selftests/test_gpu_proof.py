@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -219,26 +220,26 @@ def _results(*outcomes: str, **fields) -> dict:
 
 def test_judge_fails_a_failed_check_a_missing_need_and_a_control_that_passed():
     need = gpu_proof.Step("s", "t", (), 1, needs=(gpu_proof.Need("r at world 2", (("impl", "r"), ("world", 2))),))
-    assert gpu_proof.judge(need, 0, False, _results("passed", world=2)) == []
-    assert gpu_proof.judge(need, 0, False, _results("passed")) == ["nothing ran for r at world 2"]
-    assert gpu_proof.judge(need, 0, False, _results("skipped", world=2)) == ["nothing ran for r at world 2"]
-    assert "a check failed" in gpu_proof.judge(need, 1, False, _results("passed", world=2))[0]
-    assert gpu_proof.judge(need, None, False, None) == ["not run: the budget was spent"]
-    assert "wrote no results.json" in gpu_proof.judge(need, 0, False, None)[0]
+    assert gpu_proof.judge(need, 0, None, _results("passed", world=2)) == []
+    assert gpu_proof.judge(need, 0, None, _results("passed")) == ["nothing ran for r at world 2"]
+    assert gpu_proof.judge(need, 0, None, _results("skipped", world=2)) == ["nothing ran for r at world 2"]
+    assert "a check failed" in gpu_proof.judge(need, 1, None, _results("passed", world=2))[0]
+    assert gpu_proof.judge(need, None, None, None) == ["not run: the budget was spent"]
+    assert "wrote no results.json" in gpu_proof.judge(need, 0, None, None)[0]
     control = gpu_proof.Step("c", "t", (), 1, expect="fail")
-    assert gpu_proof.judge(control, 1, False, _results("failed", "failed")) == []
-    assert gpu_proof.judge(control, 1, False, _results("failed", "passed"))
-    assert gpu_proof.judge(control, 0, False, _results())
+    assert gpu_proof.judge(control, 1, None, _results("failed", "failed")) == []
+    assert gpu_proof.judge(control, 1, None, _results("failed", "passed"))
+    assert gpu_proof.judge(control, 0, None, _results())
 
 
 def test_judge_wants_cuda_event_timing_and_a_peak_for_every_benchmark_kind():
     step = gpu_proof.Step("b", "t", (), 1, bench_kinds=gpu_proof.BENCH_KINDS)
     good = [{"kind": k, "device": "cuda", "timer": "cuda_event", "peak_bytes": 1}
             | ({} if i == "logits" else {"input": i}) for k, i in gpu_proof.BENCH_KINDS]
-    assert gpu_proof.judge(step, 0, False, {"checks": [], "benchmarks": good}) == []
+    assert gpu_proof.judge(step, 0, None, {"checks": [], "benchmarks": good}) == []
     for broken in ({"timer": "perf_counter"}, {"peak_bytes": None}, {"device": "cpu"}):
         entries = [dict(good[0], **broken), *good[1:]]
-        assert len(gpu_proof.judge(step, 0, False, {"checks": [], "benchmarks": entries})) == 1
+        assert len(gpu_proof.judge(step, 0, None, {"checks": [], "benchmarks": entries})) == 1
 
 
 # ------------------------------------------------------------------ the run, on stub steps
@@ -301,3 +302,22 @@ def test_a_step_past_its_budget_is_stopped_with_its_children(tmp_path, fake_gpu,
     assert record["timed_out"] and record["problems"][0] == "ran past its budget and was stopped"
     child = Path(f"/proc/{pid_file.read_text()}/stat")
     assert not child.exists() or child.read_text().split()[2] == "Z"  # killed with its group
+
+
+def test_sigterm_stops_the_running_step_and_still_writes_the_summary(tmp_path, fake_gpu, monkeypatch):
+    out = tmp_path / "proof"
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("ours"))  # not a KeyboardInterrupt
+    terminate = "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(60)"
+    monkeypatch.setattr(gpu_proof, "plan", lambda o, gpus, workers: [_stub(o, "stopped", terminate),
+                                                                   _stub(o, "later")])
+    try:
+        started = time.monotonic()
+        assert gpu_proof.main([str(out)]) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert time.monotonic() - started < 50 and not seen
+    steps = json.loads((out / "steps.json").read_text())["steps"]
+    assert [(s["name"], s["interrupted"]) for s in steps] == [("stopped", True)]
+    assert "interrupted (Ctrl-C or SIGTERM)" in (out / "summary.txt").read_text()
+    assert (out / "results.json").is_file()  # what the stopped step wrote is merged
