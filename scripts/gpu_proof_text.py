@@ -15,7 +15,7 @@ def summary(machine, records: list[dict], merge_problems: list[str], wall_s: flo
         bench = f", {r['benchmarks']} benchmark entries" if r["benchmarks"] else ""
         lines.append(f"[{r['status']}] {r['name']} ({r['wall_s']} s of {r['budget_s']} s): "
                      f"{counts}{bench}")
-        lines += ([f"    problem: {p}" for p in r["problems"]] + [f"    note: {n}" for n in r["notes"]]
+        lines += ([f"    what: {r['title']}"] + [f"    problem: {p}" for p in r["problems"]] + [f"    note: {n}" for n in r["notes"]]
                   + [f"    skipped: {s}" for s in r["skip_reasons"]]
                   + [f"    not passing: {n}" for n in r["not_passing"]])
     lines += [f"[FAILED] merge: {p}" for p in merge_problems]

@@ -266,7 +266,8 @@ def test_a_failed_step_fails_the_run_and_the_summary_says_which(tmp_path, fake_g
     assert capsys.readouterr().out.endswith(summary)  # printed too
     assert summary.startswith("gpu-proof: FAILED: 2 steps in ")
     assert re.search(r"^\[passed\] passes \([\d.]+ s of [\d.]+ s\)", summary, re.M)
-    assert re.search(r"^\[FAILED\] fails .*\n    problem: a check failed \(pytest exit 1\)", summary, re.M)
+    assert re.search(r"^\[FAILED\] fails .*\n    what: stub fails\n    problem: a check failed "
+                     r"\(pytest exit 1\)", summary, re.M)
     steps = json.loads((out / "steps.json").read_text())
     assert [s["status"] for s in steps["steps"]] == ["passed", "FAILED"] and not steps["passed"]
     assert all(s["wall_s"] > 0 for s in steps["steps"])
