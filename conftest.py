@@ -5,5 +5,6 @@ pytest_plugins = (
     "lsuite.pytest_plugin.plugin",
     "lsuite.pytest_plugin.hypoplugin",
     "lsuite.pytest_plugin.benchplugin",
+    "lsuite.pytest_plugin.selection",
     "pytester",
 )

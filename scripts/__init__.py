@@ -1,0 +1,1 @@
+"""Commands run from the repository root (`python -m scripts.NAME`); not installed with the suite."""
