@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from reports.files import write_or_beside
+
 from . import catalog, claims, loading, peers, results, worker
 from .cases import Case, default_case, supports
 from .records import CHECK_KINDS, DEVICES, INPUTS, LOGITS_INPUTS, Impl
@@ -437,8 +439,8 @@ class _Sink:
         for impl, verdict in results.verdicts([dict(c, outcome=c["outcome"] or "error")
                                                for c in checks]).items():
             terminalreporter.write_line(f"ls: {clean_text(impl)}: {verdict}")
-        for path in paths:
-            terminalreporter.write_line(f"ls: wrote {path}")
+        for path in paths:  # "(...)": a file not written where asked, and why
+            terminalreporter.write_line(f"ls: {path}" if path.startswith("(") else f"ls: wrote {path}")
 
 
 @contextlib.contextmanager
@@ -463,18 +465,19 @@ def write_outputs(config, complete: bool) -> list[str]:
     out_dir = Path(config.getoption("ls_report_dir"))
     if not out_dir.is_absolute():
         out_dir = Path(str(config.invocation_params.dir)) / out_dir
-    payload = collector.payload(complete)
-    results_path = out_dir / "results.json"
-    digest = results.write_json(payload, results_path)
-    written = [str(results_path)]
+    payload, digest = collector.payload(complete), []
+    # a target that cannot be written is written beside it, said in one line (reports.files)
+    path, note = write_or_beside(out_dir / "results.json",
+                                 lambda at: digest.append(results.write_json(payload, at)))
+    written = [f"({note})" if note else str(path)]
     try:
         import reports
     except ImportError as exc:  # the suite's verdict never depends on rendering
         return written + [f"(no report.html: cannot import reports: {exc})"]
     try:
-        reports.write_report(payload, out_dir / "report.html", baseline=config.stash[BASELINE],
-                             results_sha256=digest)
-        written.append(str(out_dir / "report.html"))
+        path, note = write_or_beside(out_dir / "report.html", lambda at: reports.write_report(
+            payload, at, baseline=config.stash[BASELINE], results_sha256=digest[-1]))
+        written.append(f"({note})" if note else str(path))
     except Exception as exc:  # report rendering must not lose the results
         written.append(f"(report.html not written: {type(exc).__name__}: {exc})")
     return written
