@@ -18,6 +18,7 @@ import numpy as np
 import reference
 
 from . import claims, tolerances
+from . import zero_denominator as zd
 from .assertions import Budget, assert_close
 from .attainable import finite_max
 from .cases import spec_for
@@ -177,6 +178,10 @@ def affine_in_smoothing(ctx: Context, sample: Sample) -> None:
     at = {e: evaluate(context_for(ctx, replace(sample, eps=e)), replace(sample, eps=e))
           for e in (0.0, 1.0, eps)}
     ctx = context_for(ctx, sample)
+    if ctx.case.reduction == "mean" and zd.reference_denominator(ctx, sample) == 0:  # x/0
+        zd.judge_mean(ctx, f"at eps={eps!r}", at[eps].value, at[eps].grad,
+                      zd.reference_numerator(ctx, sample))
+        return
     scale = _finite_max(sample.logits)
     for what in ("value", "grad"):
         mixed = (1 - eps) * getattr(at[0.0], what) + eps * getattr(at[1.0], what)
@@ -219,12 +224,12 @@ def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
     mean = evaluate(context_for(ctx, sample, reduction="mean"), sample)
     ctx = context_for(ctx, sample, reduction="mean")
     kept = kept_mask(ctx, sample)
-    weight = np.ones(sample.K) if sample.weight is None else sample.weight
-    denominator = float(weight[sample.target[kept]].sum()) if kept.any() else 0.0
+    denominator = zd.mean_denominator(kept, sample.target, sample.weight)
     scale = _finite_max(sample.logits)
-    if denominator == 0:
-        assert_same(ctx, "mean with nothing to average", mean.value,
-                    claims.empty_mean_value(ctx.impl))
+    if denominator == 0:  # the sum over 0: +-inf, or 0/0 (lsuite/zero_denominator.py)
+        numerator = float(total.value) if kept.any() else 0.0  # nothing kept: the empty mean
+        zd.judge_mean(ctx, f"mean (sum={numerator!r} over a zero denominator)", mean.value,
+                      None, numerator)
         return
     assert_same(ctx, f"mean (sum/{denominator!r})", mean.value,
                 total.value / denominator, logit_scale=scale)

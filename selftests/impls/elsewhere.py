@@ -1,0 +1,72 @@
+"""Drop-ins written the way code outside this repository is written (issue 24): correct ones
+in forms the suite had not seen, which must pass every time, and broken ones modelled on
+bugs reported in real kernels and libraries, which must fail every time
+(selftests/test_elsewhere.py). All take nn.CrossEntropyLoss's arguments.
+"""
+
+import torch
+from torch import nn
+
+
+class _Args(nn.Module):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing={label_smoothing} is outside [0, 1]")
+        self.weight, self.ignore_index = weight, ignore_index
+        self.reduction, self.eps = reduction, label_smoothing
+
+    def rows(self, input, target):
+        """(R, K) logits rows-last and (R,) targets, from (K,), (N, K) or (N, K, d...)."""
+        if input.ndim == 1:
+            return input.unsqueeze(0), target.reshape(1)
+        return input.movedim(1, -1).reshape(-1, input.shape[1]), target.reshape(-1)
+
+    def shaped(self, per_row, input, target):
+        return per_row.reshape(target.shape)
+
+    def check_targets(self, target, keep, K):
+        bad = keep & ((target < 0) | (target >= K))
+        if bool(bad.any()):
+            raise IndexError(f"target {int(target[bad][0])} is out of range for {K} classes")
+
+
+class SumOverWeightCE(_Args):
+    """Correct: Σ per-row loss / Σ w_y, written as the formula reads. Where the total target
+    weight is 0 and the smoothing numerator is not, that is x/0 = +inf (PyTorch: NaN)."""
+
+    def forward(self, input, target):
+        z, t = self.rows(input, target)
+        K = z.shape[1]
+        keep = t != self.ignore_index
+        self.check_targets(t, keep, K)
+        safe = torch.where(keep, t, torch.zeros_like(t))
+        logp = z.log_softmax(-1)
+        w = torch.ones(K, dtype=z.dtype, device=z.device) if self.weight is None else self.weight.to(z.dtype)
+        nll = -logp.gather(1, safe[:, None])[:, 0] * w[safe]
+        smooth = -(logp * w).sum(-1) / K
+        per_row = torch.where(keep, (1 - self.eps) * nll + self.eps * smooth, torch.zeros_like(nll))
+        if self.reduction == "none":
+            return self.shaped(per_row, input, target)
+        if self.reduction == "sum":
+            return per_row.sum()
+        return per_row.sum() / (w[safe] * keep).sum()
+
+
+class ClampedDenominatorCE(SumOverWeightCE):
+    """Broken: `total / denominator.clamp_min(1e-12)`, the usual guard against 0/0, turns a
+    mean over zero total weight into a huge finite number (neither +inf nor NaN)."""
+
+    def forward(self, input, target):
+        if self.reduction != "mean":
+            return super().forward(input, target)
+        reduction, self.reduction = self.reduction, "sum"
+        try:
+            total = super().forward(input, target)
+        finally:
+            self.reduction = reduction
+        z, t = self.rows(input, target)
+        keep = t != self.ignore_index
+        w = torch.ones(z.shape[1], dtype=z.dtype) if self.weight is None else self.weight.to(z.dtype)
+        denominator = (w[torch.where(keep, t, torch.zeros_like(t))] * keep).sum()
+        return total / denominator.clamp_min(1e-12)
