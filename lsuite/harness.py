@@ -41,7 +41,7 @@ class Judged:
 
     diff: assertions.Difference
     budget: assertions.Budget
-    attainable: float | None  # what a careful float32 kernel attains (low precision only)
+    attainable: float | None  # what a careful float32 kernel attains (float32, low precision)
     pytorch: float | None  # PyTorch's own max abs error on the same inputs (not float64)
     problem: str | None  # None: within budget
 
@@ -82,7 +82,7 @@ def check_against_reference(ctx: Context) -> dict:
     base = att = None  # PyTorch's own outputs; what a careful float32 kernel attains
     if dtype != "float64":
         base = pytorch_outputs(inputs, dtype)
-    if dtype in tolerances.LOW_PRECISION:
+    if dtype in tolerances.LOW_PRECISION or dtype == "float32":  # float32: tolerances.budget
         att = attainable(inputs, dtype, ref.value, ref.grad)
     problems, divergences, metrics, judged = list(out.notes), [], {}, []
     for what, actual, exact, i in (("value", out.value, expected_value, 0),
@@ -96,7 +96,8 @@ def check_against_reference(ctx: Context) -> dict:
                            pytorch=None if base is None else base[i], exact=exact)
         metrics.update(judged_one.metrics(what))
         judged.append((what, actual, expected, judged_one.budget, judged_one.problem))
-    true_class = None if att is None else _true_class_entries(inputs, out.grad, ref.grad, att, base)
+    true_class = None if dtype not in tolerances.LOW_PRECISION else _true_class_entries(
+        inputs, out.grad, ref.grad, att, base)
     if true_class is not None:  # low precision only: in float32/64 it measures rounding noise
         metrics.update(true_class.metrics())
     ctx.record(metrics)

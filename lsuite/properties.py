@@ -24,6 +24,7 @@ from .attainable import finite_max
 from .cases import spec_for
 from .runner import Context, Feed, Outcome, run
 from .strategies import Sample
+from .wrong_shape import not_run_if_misshapen
 
 KEEP = object()  # "the sample's own value" for evaluate()'s keyword arguments
 
@@ -51,12 +52,12 @@ def call_text(impl, case) -> str:
 def evaluate(ctx: Context, sample: Sample, *, logits=KEEP, target=KEEP, weight=KEEP,
              no_grad: bool = False, non_contiguous: bool = False) -> Outcome:
     """One call through the runner on the sample (or on replacements of its arrays),
-    backpropagating ones."""
-    return run(ctx, Feed(
-        logits=sample.logits if logits is KEEP else logits,
-        target=sample.target if target is KEEP else target,
-        weight=sample.weight if weight is KEEP else weight,
-        grad=not no_grad, non_contiguous=non_contiguous))
+    backpropagating ones; a misshapen output is not judged (lsuite/wrong_shape.py)."""
+    feed = Feed(logits=sample.logits if logits is KEEP else logits,
+                target=sample.target if target is KEEP else target,
+                weight=sample.weight if weight is KEEP else weight,
+                grad=not no_grad, non_contiguous=non_contiguous)
+    return not_run_if_misshapen(ctx, run(ctx, feed), feed.logits, feed.target)
 
 
 def _dtype(ctx: Context) -> str:
@@ -172,15 +173,16 @@ def batch_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
                 logit_scale=scale)
 
 
-def affine_in_smoothing(ctx: Context, sample: Sample) -> None:
-    """L(eps) == (1 - eps) L(0) + eps L(1): the target is linear in eps, the loss linear in it."""
+def affine_in_smoothing(ctx: Context, sample: Sample, fixed: bool = False) -> None:
+    """L(eps) == (1 - eps) L(0) + eps L(1): the target is linear in eps, the loss linear in it.
+    `fixed`: a fixed input, whose divergences are listed (lsuite/zero_denominator.py)."""
     eps = sample.eps
     at = {e: evaluate(context_for(ctx, replace(sample, eps=e)), replace(sample, eps=e))
           for e in (0.0, 1.0, eps)}
     ctx = context_for(ctx, sample)
     if ctx.case.reduction == "mean" and zd.reference_denominator(ctx, sample) == 0:  # x/0
         zd.judge_mean(ctx, f"at eps={eps!r}", at[eps].value, at[eps].grad,
-                      zd.reference_numerator(ctx, sample))
+                      zd.reference_numerator(ctx, sample), listed=fixed)
         return
     scale = _finite_max(sample.logits)
     for what in ("value", "grad"):
@@ -218,7 +220,7 @@ def sum_is_sum_of_none(ctx: Context, sample: Sample) -> None:
     assert_same(ctx, "grad of sum", total.grad, parts.grad, logit_scale=scale)
 
 
-def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
+def mean_is_sum_over_denominator(ctx: Context, sample: Sample, fixed: bool = False) -> None:
     """reduction='mean' == 'sum' / Σ w_y over kept rows (the row count without weights)."""
     total = evaluate(context_for(ctx, sample, reduction="sum"), sample)
     mean = evaluate(context_for(ctx, sample, reduction="mean"), sample)
@@ -229,7 +231,7 @@ def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
     if denominator == 0:  # the sum over 0: +-inf, or 0/0 (lsuite/zero_denominator.py)
         numerator = float(total.value) if kept.any() else 0.0  # nothing kept: the empty mean
         zd.judge_mean(ctx, f"mean (sum={numerator!r} over a zero denominator)", mean.value,
-                      None, numerator)
+                      None, numerator, listed=fixed)
         return
     assert_same(ctx, f"mean (sum/{denominator!r})", mean.value,
                 total.value / denominator, logit_scale=scale)

@@ -7,6 +7,8 @@ bugs reported in real kernels and libraries, which must fail every time
 import torch
 from torch import nn
 
+from lsuite import dropin
+
 
 class _Args(nn.Module):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -70,3 +72,34 @@ class ClampedDenominatorCE(SumOverWeightCE):
         w = torch.ones(z.shape[1], dtype=z.dtype) if self.weight is None else self.weight.to(z.dtype)
         denominator = (w[torch.where(keep, t, torch.zeros_like(t))] * keep).sum()
         return total / denominator.clamp_min(1e-12)
+
+
+class LabelLogitInFloat64(SumOverWeightCE):
+    """Correct for a record that claims float32 arithmetic: the label logit and the smoothing
+    sum in the input's float64, the log-sum-exp in float32 (a mixed-precision kernel). At
+    K = 1 the value LSE(z) - z_y is exactly 0 and float32 rounds the terms by 6e-8 |z|."""
+
+    def forward(self, input, target):
+        z, t = self.rows(input, target)
+        keep = t != self.ignore_index
+        self.check_targets(t, keep, z.shape[1])
+        safe = torch.where(keep, t, torch.zeros_like(t))
+        lse = torch.logsumexp(z.float(), -1).to(z.dtype)
+        nll = lse - z.gather(1, safe[:, None])[:, 0]
+        smooth = lse - z.mean(-1)
+        per_row = torch.where(keep, (1 - self.eps) * nll + self.eps * smooth, torch.zeros_like(nll))
+        if self.reduction == "none":
+            return self.shaped(per_row, input, target)
+        return per_row.sum() if self.reduction == "sum" else per_row.sum() / keep.sum()
+
+
+MixedPrecisionRecord = dropin(LabelLogitInFloat64, name="MixedPrecisionRecord", weights=False,
+                              dtypes=("float64", "float32"),
+                              computes_in="float32")
+
+
+class NoneKeepsAColumn(SumOverWeightCE):
+    """Broken: reduction='none' returns (N, 1), the per-row losses before a squeeze."""
+
+    def shaped(self, per_row, input, target):
+        return per_row.reshape(*target.shape, 1)
