@@ -19,6 +19,7 @@ from reports.files import write_results
 from reports.inputs import check_fields, input_kinds
 
 from .machine import cpu_model
+from .unchecked import not_checked
 
 SCHEMA = 2  # 2: every check says its record's input, world and judged gradients (README, Results)
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
@@ -172,7 +173,8 @@ class Collector:
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
                 "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
-                "benchmark_gate": self.benchmark_gate}
+                "benchmark_gate": self.benchmark_gate,
+                "not_checked": not_checked(checks)}  # {impl: why}: lsuite/unchecked.py
 
 
 def verdicts(checks: list[dict]) -> dict[str, str]:

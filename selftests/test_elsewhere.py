@@ -84,3 +84,24 @@ def test_float32_arithmetic_at_an_exact_zero_is_judged_against_the_terms_that_ca
     unclaimed = [c for c in payload["checks"] if c["impl"] == "LabelLogitInFloat64"
                  and c["params"]["reduction"] in ("none", "sum") and c["params"]["device"] == "cpu"]
     assert unclaimed and all(c["outcome"] == "failed" for c in unclaimed)
+
+
+# ------------------------------------------------------------------ nothing checked is visible
+
+def test_an_implementation_with_nothing_checked_is_said_everywhere_and_can_fail_the_gate(tmp_path):
+    args = ["-k", "every_dtype", *impls("CudaOnly", "SumOverWeightCE")]
+    proc, payload = suite(tmp_path / "plain", *args)
+    if payload["environment"]["cuda"]["available"]:
+        return  # CUDA present: the record is checked
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert set(payload["not_checked"]) == {"CudaOnly"}
+    assert "no CUDA device" in payload["not_checked"]["CudaOnly"]
+    assert payload["verdicts"]["CudaOnly"] == "not checked"
+    assert "ls: NOTHING CHECKED for CudaOnly" in proc.stdout
+    html = (tmp_path / "plain" / "report.html").read_text()
+    assert 'id="not-checked-banner"' in html and "<code>CudaOnly</code>" in html
+    proc, payload = suite(tmp_path / "required", *args, "--ls-require-checked")
+    assert proc.returncode == 1 and "fails the gate (--ls-require-checked)" in proc.stdout
+    proc, _ = suite(tmp_path / "checked", "-k", "every_dtype", "--ls-require-checked",
+                    *impls("SumOverWeightCE"))
+    assert proc.returncode == 0 and "NOTHING CHECKED" not in proc.stdout

@@ -103,3 +103,7 @@ class NoneKeepsAColumn(SumOverWeightCE):
 
     def shaped(self, per_row, input, target):
         return per_row.reshape(*target.shape, 1)
+
+
+# Correct, but it claims CUDA only: on a machine without CUDA nothing of it can be checked.
+CudaOnly = dropin(SumOverWeightCE, name="CudaOnly", devices=("cuda",))
