@@ -83,6 +83,7 @@ class Feed:
     grad: bool = True  # False: call under torch.no_grad and take no gradient
     non_contiguous: bool = False  # feed a strided view of the logits
     expect_shape: tuple[int, ...] | None = None  # the output's shape; None: not checked
+    strided_upstream: bool = False  # backpropagate the cotangent as a non-contiguous tensor
     # hidden_states records: h (N, H), W (K, H), b (K,) or None; `logits` is then unused (None)
     hidden: np.ndarray | None = None
     classifier: np.ndarray | None = None
@@ -226,6 +227,8 @@ def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dic
     """Backpropagate the cotangent; every leaf's gradient in float64 (a missing one fails)."""
     upstream = torch.ones_like(out) if feed.cotangent is None else torch.tensor(
         feed.cotangent, dtype=out.dtype, device=out.device)
+    if feed.strided_upstream:  # the same values, every other element of a wider tensor
+        upstream = torch.stack([upstream, torch.full_like(upstream, float("nan"))], dim=-1)[..., 0]
     try:
         out.backward(upstream)
     except Exception as exc:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from selftests.impls import kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 ELSEWHERE = ROOT / "selftests" / "impls" / "elsewhere.py"
 
@@ -105,3 +109,62 @@ def test_an_implementation_with_nothing_checked_is_said_everywhere_and_can_fail_
     proc, _ = suite(tmp_path / "checked", "-k", "every_dtype", "--ls-require-checked",
                     *impls("SumOverWeightCE"))
     assert proc.returncode == 0 and "NOTHING CHECKED" not in proc.stdout
+
+
+# ------------------------------------------------------------------ LLM vocabularies in half precision
+
+def test_a_float16_smoothing_sum_overflow_at_k_32000_fails_and_a_float32_kernel_passes(tmp_path):
+    proc, payload = suite(tmp_path, "-k", "half_precision", *impls("SmpSoftCrossEntropy"),
+                          "--ls-impl", f"{ROOT / 'selftests' / 'impls' / 'dropins.py'}:Float32RoundOnceCE")
+    careful = outcomes(payload, "Float32RoundOnceCE")
+    assert careful and set(careful.values()) == {"passed"}, careful
+    smp = {c["nodeid"]: c for c in payload["checks"] if c["impl"] == "SmpSoftCrossEntropy"}
+    overflow = [c for n, c in smp.items() if "-cpu-float16-K32000-eps0.0" in n]
+    assert overflow and all(c["outcome"] == "failed" and "NaN" in c["message"] for c in overflow)
+    assert proc.returncode == 1
+
+
+# ------------------------------------------------------------------ ten seeds, correct and broken
+
+KERNELS = ROOT / "selftests" / "impls" / "kernels.py"
+CORRECT_ELSEWHERE = ("OnlineSoftmaxCE", "HandBackwardFloat64CE", "DistributionsCE")
+# broken drop-in -> the check that must catch it (each modelled on a reported bug, see impls/)
+BROKEN_ELSEWHERE = {
+    "GradOutputIgnoredWhenReduced": "reduced_losses_backpropagate_an_upstream_gradient_other_than_one",
+    "GradOutputFirstElement": "value_and_gradient_in_every_dtype_and_reduction",
+    "GradOutputAssumedContiguous": "a_non_contiguous_upstream_gradient_of_none",
+    "TailBlockSkipped": "a_partial_tail_block_holding_targets_and_maxima",
+    "ChunkedMeanOfMeans": "thousands_of_rows_with_unevenly_ignored_rows_and_weights",
+    "LastProgramDropped": "thousands_of_rows_with_unevenly_ignored_rows_and_weights",
+    "IfIgnoreIndexTruthy": "ignore_index_zero_with_class_weights_and_smoothing",
+    "PaddingWeightZeroed": "ignore_index_zero_with_class_weights_and_smoothing",
+    "IgnoredRowsKeepTheirGradient": "ignored_targets_follow_the_convention",
+    "SmpSoftCrossEntropy": "llm_sized_vocabularies_in_half_precision",
+    "ClampedDenominatorCE": "loss_is_affine_in_smoothing_at_a_zero_total_target_weight",
+    "NoneKeepsAColumn": "value_and_gradient_in_every_dtype_and_reduction",
+}
+SEEDS = tuple(range(10))
+# The checks these drop-ins are run through: every drawn invariant (where the seed matters),
+# the fixed kernel edges, and the conformance checks that catch the broken ones.
+SUBSET = ("test_invariants or kernel_edges or every_dtype or ignored_targets or half_precision")
+
+
+def _spec(name):
+    return f"{KERNELS if name in CORRECT_ELSEWHERE or hasattr(kernels, name) else ELSEWHERE}:{name}"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_correct_code_from_elsewhere_always_passes_and_broken_code_always_fails(tmp_path, seed):
+    args = ["-k", SUBSET, f"--hypothesis-seed={seed}", f"--ls-seed={seed}",
+            "--ignore", str(ROOT / "suites" / "test_benchmarks.py")]
+    for name in (*CORRECT_ELSEWHERE, *BROKEN_ELSEWHERE):
+        args += ["--ls-impl", _spec(name)]
+    proc, payload = suite(tmp_path, *args)
+    for name in CORRECT_ELSEWHERE:
+        bad = [c["nodeid"] for c in payload["checks"] if c["impl"] == name
+               and c["outcome"] in ("failed", "error", "xpassed")]
+        assert not bad and payload["verdicts"][name] != "fails", (seed, name, bad)
+        assert sum(c["impl"] == name and c["outcome"] == "passed" for c in payload["checks"]) >= 100
+    for name, catcher in BROKEN_ELSEWHERE.items():
+        caught = {c["check"] for c in payload["checks"] if c["impl"] == name and c["outcome"] == "failed"}
+        assert catcher in caught, (seed, name, sorted(caught))

@@ -107,3 +107,26 @@ class NoneKeepsAColumn(SumOverWeightCE):
 
 # Correct, but it claims CUDA only: on a machine without CUDA nothing of it can be checked.
 CudaOnly = dropin(SumOverWeightCE, name="CudaOnly", devices=("cuda",))
+
+
+class SmpSoftCrossEntropy(nn.Module):
+    """Broken in float16 at LLM sizes: segmentation-models-pytorch 0.6.0
+    SoftCrossEntropyLoss(smooth_factor=eps) (losses/_functional.py label_smoothed_nll_loss),
+    which sums -log p over the K classes in the input dtype: at K = 32000 that passes
+    float16's 65504 and inf * (eps / K) with eps = 0 is NaN."""
+
+    def __init__(self, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.reduction, self.eps = reduction, label_smoothing
+
+    def forward(self, input, target):
+        lprobs = torch.log_softmax(input, dim=-1)
+        target = target.unsqueeze(-1)
+        nll_loss = -lprobs.gather(dim=-1, index=target).squeeze(-1)
+        smooth_loss = -lprobs.sum(dim=-1, keepdim=True).squeeze(-1)
+        if self.reduction == "sum":
+            nll_loss, smooth_loss = nll_loss.sum(), smooth_loss.sum()
+        elif self.reduction == "mean":
+            nll_loss, smooth_loss = nll_loss.mean(), smooth_loss.mean()
+        eps_i = self.eps / lprobs.size(-1)
+        return (1.0 - self.eps) * nll_loss + eps_i * smooth_loss
