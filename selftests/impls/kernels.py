@@ -28,7 +28,10 @@ class _Args(nn.Module):
         return t != self.ignore_index
 
     def prepared(self, input, target):
-        """(rows-last logits (R, K), targets (R,), kept (R,), safe targets, weights (K,))."""
+        """(rows-last logits (R, K), targets (R,), kept (R,), safe targets, weights (K,)); half
+        precision is computed in float32 (the output is rounded back once, in `reduce`)."""
+        if input.dtype in (torch.float16, torch.bfloat16):
+            input = input.float()
         z = input.unsqueeze(0) if input.ndim == 1 else input.movedim(1, -1).reshape(-1, input.shape[1])
         t = target.reshape(-1)
         K = z.shape[1]
@@ -40,12 +43,19 @@ class _Args(nn.Module):
         return z, t, keep, safe, w
 
     def reduce(self, per_row, keep, safe, w, target):
+        return self.reduced(per_row, keep, safe, w, target).to(self.dtype)
+
+    def reduced(self, per_row, keep, safe, w, target):
         if self.reduction == "none":
             return per_row.reshape(target.shape)
         total = per_row.sum()
         if self.reduction == "sum":
             return total
         return total / (w[safe] * keep).sum()
+
+    def __call__(self, input, target):
+        self.dtype = input.dtype  # the output's dtype
+        return super().__call__(input, target)
 
     @staticmethod
     def weighted(w, z):
@@ -139,7 +149,7 @@ class HandBackwardFloat64CE(_Args):
     def forward(self, input, target):
         z, t, keep, safe, w = self.prepared(input, target)
         out = _HandWritten.apply(z, safe, keep, w, self.eps, self.reduction, self)
-        return out.reshape(target.shape) if self.reduction == "none" else out
+        return (out.reshape(target.shape) if self.reduction == "none" else out).to(self.dtype)
 
 
 class DistributionsCE(_Args):
