@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import claims
+from . import claims, triton_typing
 from .cases import Case
 from .records import BuildConfig, Impl
 
@@ -120,9 +120,11 @@ def build(ctx: Context, weight, **shard) -> Callable:
                       ignore_index=case.passed_ignore_index,
                       hidden_size=case.H if ctx.impl.input == "hidden_states" else 0, **shard)
     try:
-        return ctx.impl.build(cfg)
+        loss_fn = ctx.impl.build(cfg)
     except Exception as exc:  # the implementation's own failure, reported as such
         raise ctx.fail(f"building it raised {type(exc).__name__}: {exc}") from exc
+    triton_typing.follow_compiled_typing()  # interpreted Triton typed as compiled (no-op else)
+    return loss_fn
 
 
 def call(ctx: Context, loss_fn: Callable, logits, target):

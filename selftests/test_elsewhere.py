@@ -2,6 +2,7 @@
 broken ones modelled on real kernel bugs fail, every time. Real suite runs in subprocesses,
 as a user runs them."""
 
+import importlib.util
 import itertools
 import json
 import subprocess
@@ -197,7 +198,7 @@ def test_correct_code_from_elsewhere_passes_under_every_seed(tmp_path, seed):
         bad = [c["nodeid"] for c in payload["checks"] if c["impl"] == name
                and c["outcome"] in ("failed", "error", "xpassed")]
         assert not bad and payload["verdicts"][name] != "fails", (seed, name, bad)
-        assert sum(c["impl"] == name and c["outcome"] == "passed" for c in payload["checks"]) >= 50
+        assert sum(c["impl"] == name and c["outcome"] == "passed" for c in payload["checks"]) >= 40
     assert proc.returncode == 0
 
 
@@ -218,3 +219,29 @@ def test_a_clamped_denominator_fails_the_zero_total_weight_invariant_under_every
     with pytest.raises(CheckFailed, match="should be inf") as caught:
         pp.affine_in_smoothing(ctx, zd.zero_total_sample(ctx), fixed=True)
     assert not isinstance(caught.value, severity.CheckDiverged)
+
+
+# ------------------------------------------------------------------ interpreted Triton
+
+TRITON_CE = ROOT / "selftests" / "impls" / "triton_ce.py"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_interpreted_triton_is_typed_as_compiled_and_the_in_place_bf16_store_still_fails(tmp_path):
+    """A kernel that scales bfloat16 logits by a float argument got 12 interpreter-made
+    bfloat16 failures before lsuite/triton_typing.py; now none, while the Liger-Kernel PR
+    #1268 pattern (a bfloat16 in-place true-class gradient) still fails."""
+    proc, payload = suite(tmp_path, "-k", "every_dtype or confident",
+                          "--ls-impl", f"{TRITON_CE}:TritonRowCERecord",
+                          "--ls-impl", f"{TRITON_CE}:InPlaceBf16TrueClassRecord")
+    if payload["environment"]["cuda"]["available"]:
+        pytest.skip("CUDA present: Triton runs compiled")
+    assert "typed as compiled Triton" in payload["environment"]["triton"]
+    careful = outcomes(payload, "TritonRowCERecord")
+    assert careful and set(careful.values()) == {"passed"}, careful
+    assert any(c["params"]["dtype"] == "bfloat16" for c in payload["checks"]
+               if c["impl"] == "TritonRowCERecord" and c["outcome"] == "passed")
+    broken = {c["check"] for c in payload["checks"]
+              if c["impl"] == "InPlaceBf16TrueClassRecord" and c["outcome"] == "failed"}
+    assert "confident_rows_keep_the_true_class_gradient" in broken
+    assert proc.returncode == 1
