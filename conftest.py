@@ -6,5 +6,6 @@ pytest_plugins = (
     "lsuite.pytest_plugin.hypoplugin",
     "lsuite.pytest_plugin.benchplugin",
     "lsuite.pytest_plugin.selection",
+    "lsuite.pytest_plugin.checkedplugin",
     "pytester",
 )

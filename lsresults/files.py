@@ -9,6 +9,11 @@ opened with `open(path, "w")` (typically 0644: the results and the report are me
 be shared), not mkstemp's 0600. On any failure the temporary file is removed and the
 previous target is left untouched.
 
+When the target cannot be written at all (an implementation replaced it by a directory,
+its folder by a file, or took the permission away), `write_or_beside` writes the same
+text beside it under another name (or, failing that, in the system's temporary folder)
+and returns a one-line note saying where: nothing measured is lost.
+
 `write_results` is the one serialisation of a results payload; it returns the sha256 of
 the exact bytes written, which the report records (`<meta name="ls-results-sha256">`) so
 that `python -m reports verify` can tell whether results.json was changed afterwards.
@@ -20,6 +25,9 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 MODE = 0o666  # before the umask, as for any normally created file
@@ -52,6 +60,30 @@ def write_atomic(path: str | os.PathLike, text: str | bytes, *, encoding: str = 
     return path
 
 
+def write_or_beside(path: str | os.PathLike, write: Callable[[Path], object]) -> tuple[Path, str | None]:
+    """Call `write(path)`; if the target cannot be written (OSError: a directory in its
+    place, its folder replaced by a file, no permission), call `write` on a new name beside
+    it, then in the system's temporary folder. Returns (the path written, None) or (the
+    other path, a one-line note naming the target, why it failed and where the text went).
+    Re-raises the first error when no place takes the file."""
+    path = Path(path)
+    try:
+        write(path)
+        return path, None
+    except OSError as exc:
+        first = exc
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    for other in (path.with_name(f"{path.stem}-{stamp}{path.suffix}"),
+                  Path(tempfile.gettempdir()) / f"ls-{stamp}-{path.name}"):
+        try:
+            write(other)
+        except OSError:
+            continue
+        why = f"{type(first).__name__}: {first.strerror or first}"
+        return other, f"{path} could not be written ({why}); wrote {other} instead"
+    raise first
+
+
 def results_bytes(payload: dict) -> bytes:
     """results.json's exact bytes for a payload (NaN and inf kept as JSON's usual literals;
     a value JSON cannot hold is written as its str())."""
@@ -69,4 +101,4 @@ def write_results(payload: dict, path: str | os.PathLike) -> str:
     return sha256_hex(data)
 
 
-__all__ = ["results_bytes", "sha256_hex", "write_atomic", "write_results"]
+__all__ = ["results_bytes", "sha256_hex", "write_atomic", "write_or_beside", "write_results"]

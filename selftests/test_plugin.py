@@ -47,6 +47,7 @@ CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS,  # writt
 # divergences of PyTorch on this CPU, never errors of the drop-ins.
 TORCH_BACKED = {"LabelSmoothedCE", "TargetDistributionCE"}
 CONFIDENT_ROWS = "confident_rows_keep_the_true_class_gradient"
+ZERO_TOTAL = "at_a_zero_total_target_weight"
 
 
 def test_correct_drop_ins_pass_every_check(pytester):
@@ -59,6 +60,8 @@ def test_correct_drop_ins_pass_every_check(pytester):
         failed = [c for c in checks if c["outcome"] not in ("passed", "skipped", "divergence")]
         assert not failed, [c["nodeid"] for c in failed]
         divergent = [c for c in checks if c["outcome"] == "divergence"]
+        # NaN where the mathematics says +inf: a mean over zero total target weight (issue 24)
+        divergent = [c for c in divergent if not c["check"].endswith(ZERO_TOTAL)]
         if name in TORCH_BACKED:  # only the confident rows, in half precision
             assert divergent and all(c["check"] == CONFIDENT_ROWS for c in divergent)
         else:

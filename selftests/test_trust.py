@@ -3,6 +3,7 @@ own errors kept apart from the implementation's, determinism, and hostile text. 
 runs in subprocesses, as a user runs them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,13 +26,14 @@ DROPINS = ROOT / "selftests" / "impls" / "dropins.py"
 EXAMPLE = ROOT / "examples" / "my_label_smoothing.py"
 
 
-def suite(out: Path, *args, timeout=600):
+def suite(out: Path, *args, timeout=600, env=None):
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), f"--rootdir={ROOT}", "-c",
            str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider", "-q", f"--ls-report-dir={out}",
            *args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     path = out / "results.json"
-    return proc, (json.loads(path.read_text()) if path.exists() else None)
+    return proc, (json.loads(path.read_text()) if path.is_file() else None)
 
 
 # ------------------------------------------------------------------ severity, as units
@@ -152,3 +154,28 @@ def test_hostile_text_still_yields_both_files_cut_and_escaped(tmp_path):
     assert "\x1b[31m" not in proc.stdout + proc.stderr
     assert oct((tmp_path / "results.json").stat().st_mode & 0o777) == oct(
         (tmp_path / "report.html").stat().st_mode & 0o777)
+
+
+# ------------------------------------------------------------------ nothing measured is lost
+
+def test_results_replaced_by_a_directory_are_written_beside_it_and_said_in_one_line(tmp_path):
+    proc, payload = suite(tmp_path, "-k", "every_dtype and float64", "--ls-impl",
+                          f"{TRUST}:ReplacesTheResultsFiles", env={"LS_SABOTAGE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout[-3000:]  # the gate's status: the code is correct
+    assert payload is None and (tmp_path / "results.json").is_dir()
+    assert "Traceback" not in proc.stdout + proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "could not be written" in line]
+    assert len(notes) == 2, proc.stdout[-3000:]  # results.json and report.html, a line each
+    beside = sorted(tmp_path.glob("results-*.json"))
+    assert len(beside) == 1 and str(beside[0]) in notes[0] and "IsADirectoryError" in notes[0]
+    written = json.loads(beside[0].read_text())
+    assert {c["outcome"] for c in written["checks"]} >= {"passed"}
+    assert len(written["checks"]) >= 5 and len(list(tmp_path.glob("report-*.html"))) == 1
+
+
+def test_the_gate_status_survives_the_fallback(tmp_path):
+    proc, _ = suite(tmp_path, "-k", "every_dtype and float64 and mean", "--ls-impl",
+                    f"{TRUST}:ReplacesTheResultsFiles", "--ls-impl", f"{DROPINS}:IgnoresSmoothing",
+                    env={"LS_SABOTAGE_DIR": str(tmp_path)})
+    assert proc.returncode == 1 and "could not be written" in proc.stdout
+    assert len(list(tmp_path.glob("results-*.json"))) == 1

@@ -32,6 +32,21 @@ def test_value_and_gradient_across_vocabulary_sizes(ls_context):
     check_against_reference(ls_context)
 
 
+# LLM-sized vocabularies in half precision, budgets from the attainable model: a float32
+# accumulator passes; a smoothing sum accumulated in the dtype overflows float16 at K = 32000
+# (segmentation-models-pytorch 0.6.0 SoftCrossEntropyLoss: -lprobs.sum() is inf, times eps = 0
+# is NaN). K = 32000 with and without smoothing, and K just past 2^15 and 2^16 (odd: no
+# power of two divides them).
+@pytest.mark.ls_cases(dtype=("bfloat16", "float16"), K=(32000,), eps=(0.0, 0.1), N=(4,))
+def test_llm_sized_vocabularies_in_half_precision(ls_context):
+    check_against_reference(ls_context)
+
+
+@pytest.mark.ls_cases(dtype=("bfloat16", "float16"), K=(32769, 65537), N=(1,))
+def test_vocabularies_past_powers_of_two_in_half_precision(ls_context):
+    check_against_reference(ls_context)
+
+
 @pytest.mark.ls_cases(layout=("nd", "unbatched"), reduction=REDUCTIONS)
 def test_value_and_gradient_for_nd_and_unbatched_inputs(ls_context):
     check_against_reference(ls_context)

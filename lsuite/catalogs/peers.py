@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from lsuite.catalogs import triton_typing
 from lsuite.catalogs.catalog import (
     CONFIDENT_ROWS,
     FLOAT16_SUM_OVERFLOWS,
@@ -103,12 +104,13 @@ def prepare_triton(cuda_available: bool) -> str | None:
     if cuda_available or importlib.util.find_spec("triton") is None:
         return None
     if os.environ.get("TRITON_INTERPRET") == "1":
-        return f"TRITON_INTERPRET=1 (set before the run): Triton kernels run interpreted on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits"
+        return (f"TRITON_INTERPRET=1 (set before the run): Triton kernels run interpreted on the CPU, on cases "
+                f"of at most {INTERPRETED_MAX_ELEMENTS} logits; {triton_typing.NOTE}")
     if os.environ.get("TRITON_INTERPRET"):
         return f"TRITON_INTERPRET={os.environ['TRITON_INTERPRET']!r} left as set: Triton records run only where that works"
     os.environ["TRITON_INTERPRET"] = "1"
     return (f"TRITON_INTERPRET=1 set by the suite (no CUDA device): Triton kernels run interpreted "
-            f"on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits")
+            f"on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits; {triton_typing.NOTE}")
 
 
 def as_run_here(impl: Impl) -> Impl:

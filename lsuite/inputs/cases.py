@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import reference
+from lsuite.inputs import kernel_cases as kc
 from lsuite.inputs.adversarial import (
     CONFIDENT_MISSES,
     LOGIT_KINDS,
@@ -24,7 +25,7 @@ from lsuite.record import claims
 from lsuite.record.records import DEVICES, DTYPES, REDUCTIONS, Impl
 
 LAYOUTS = ("2d", "nd", "unbatched")
-IGNORES = ("none", "negative", "in_range", "all")
+IGNORES = ("none", "negative", "in_range", "all", "zero")  # zero: ignore_index=0, a real class
 WEIGHTS = ("none", "random", "zeros", "zero_total")  # zero_total: every target's class weighs 0
 TARGETS = ("index", "probs")
 BIASES = ("none", "random")  # hidden_states: no bias passed, or a (K,) bias
@@ -55,6 +56,11 @@ class Case:
     H: int = 16  # hidden_states: the hidden size of h (N, H) and W (K, H)
     bias: str = "none"  # hidden_states: BIASES (a masked case puts -inf into the bias)
     world: int = 1  # vocab_parallel: ranks the classes are split across
+    # where real kernels break (lsuite/inputs/kernel_cases.py): the upstream gradient, the class
+    # block whose partial tail holds targets and maxima (0: none), the ignored rows' spread
+    upstream: str = "default"
+    block: int = 0
+    spread: str = "even"
 
     def __post_init__(self) -> None:
         """A typo must not silently become an ordinary case. eps is any finite number: the
@@ -62,9 +68,9 @@ class Case:
         bad = [f"{name}={getattr(self, name)!r} is not one of {allowed}" for name, allowed in (
             ("device", DEVICES), ("dtype", DTYPES), ("reduction", REDUCTIONS), ("layout", LAYOUTS),
             ("ignore", IGNORES), ("weight", WEIGHTS), ("targets", TARGETS), ("logits", LOGIT_KINDS),
-            ("bias", BIASES),
+            ("bias", BIASES), ("upstream", kc.UPSTREAMS), ("spread", kc.SPREADS),
         ) if getattr(self, name) not in allowed]
-        for name, low in (("K", 1), ("N", 0), ("H", 1), ("world", 1)):
+        for name, low in (("K", 1), ("N", 0), ("H", 1), ("world", 1), ("block", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 bad.append(f"{name}={value!r} must be an int >= {low}")
@@ -85,7 +91,7 @@ class Case:
     def passed_ignore_index(self) -> int | None:
         """The ignore_index handed to the implementation (None: not passed)."""
         return {"none": None, "negative": NEGATIVE_IGNORE, "in_range": IN_RANGE_IGNORE,
-                "all": NEGATIVE_IGNORE}[self.ignore]
+                "all": NEGATIVE_IGNORE, "zero": 0}[self.ignore]
 
     def effective_ignore_index(self, impl: Impl) -> int | None:
         passed = self.passed_ignore_index
@@ -120,8 +126,10 @@ def supports(impl: Impl, case: Case) -> str | None:
         return "ignore_index with probability targets (PyTorch rejects it)"
     if (why := _beyond_logits(impl, case)) is not None:
         return why
-    if case.ignore == "in_range" and case.K <= IN_RANGE_IGNORE:
+    if case.ignore in ("in_range", "zero") and case.K <= IN_RANGE_IGNORE:
         return "in-range ignore_index needs K > 1"
+    if (why := kc.why_not(case)) is not None:
+        return why
     if case.K < 2 and impl.convention in ("exclusive", "padding_excluded") and case.eps > 0:
         return "K = 1 with eps > 0: there is no other class to smooth onto"
     if impl.convention == "padding_excluded" and case.eps > 0 and case.K <= 2 \
@@ -170,6 +178,7 @@ class Inputs:
     cotangent: np.ndarray | None  # upstream gradient for reduction "none", rounded to dtype
     ignore_index: int | None  # what the reference treats as ignored
     spec: reference.Spec
+    upstream: float | None = None  # a reduced loss's upstream gradient (None: 1.0)
 
 
 def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
@@ -185,7 +194,8 @@ def case_seed(case: Case, run_seed: int) -> int:
     """A stable per-case seed: the same case always draws the same inputs."""
     fields = case.params()
     fields.pop("device")  # cpu and cuda see identical inputs
-    for name in ("miss", "H", "bias", "world"):  # added later: earlier cases keep their inputs
+    for name in ("miss", "H", "bias", "world", "upstream", "block", "spread"):  # added later:
+        # earlier cases keep their inputs
         if fields[name] == getattr(Case, name):
             fields.pop(name)
     return zlib.crc32(repr(sorted(fields.items())).encode()) ^ run_seed
@@ -229,24 +239,34 @@ def make_inputs(impl: Impl, case: Case, run_seed: int = 0) -> Inputs:
         target = round_to(raw / raw.sum(axis=class_axis, keepdims=True), case.dtype)
     else:
         target = _class_targets(case, target_shape, rng)
+    if case.block:  # the largest logit of every row in the tail block (lsuite/inputs/kernel_cases.py)
+        raw_logits = kc.max_in_tail(raw_logits, case.block, rng)
     logits = round_to(styled_logits(case, raw_logits, target, rng), case.dtype)
     weight = _class_weight(case, target, rng)
+    if case.block and weight is not None:
+        weight = round_to(kc.blockwise_weight(weight, case.block), case.dtype)
+    upstream = None
+    if case.upstream == "scaled":
+        upstream = float(round_to(np.asarray(kc.scalar_upstream(rng)), case.dtype))
     cotangent = None
     if case.reduction == "none":
         out_shape = logits_shape if impl.form == "bce" else (
             target_shape if case.targets == "index" else _rows_shape(case))
         cotangent = round_to(rng.standard_normal(out_shape), case.dtype)
     spec = spec_for(impl, case)
-    return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec)
+    return Inputs(logits, np.asarray(target), weight, cotangent, spec.ignore_index, spec, upstream)
 
 
 def _class_targets(case: Case, target_shape, rng) -> np.ndarray:
     target = rng.integers(0, case.K, size=target_shape)
+    if case.block:
+        target = kc.tail_targets(case.K, case.block, target_shape, rng)
     passed = case.passed_ignore_index
     if case.ignore == "all":
         target = np.full(target_shape, passed, dtype=np.int64)
     elif passed is not None:
-        hit = rng.random(target_shape) < 0.25
+        hit = kc.uneven_hits(target_shape, rng) if case.spread == "uneven" else \
+            rng.random(target_shape) < 0.25
         if target.ndim == 0:
             hit = np.asarray(False)
         target = np.where(hit, passed, target).astype(np.int64)

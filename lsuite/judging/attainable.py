@@ -116,6 +116,8 @@ def attainable(inputs: Inputs, dtype: str, value_ref, grad_ref) -> Attainable:
     else:
         denominator = reference.denominator(logits, inputs.target, spec, weight=inputs.weight)
         scale = np.full((num_rows, 1), abs(1.0 / denominator) if denominator else 0.0)
+        if inputs.upstream is not None:  # a reduced loss's upstream gradient other than 1
+            scale = scale * abs(inputs.upstream)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if spec.form == "bce":
             # per element: one element of the loss, no accumulation before the reduction

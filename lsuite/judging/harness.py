@@ -41,7 +41,7 @@ class Judged:
 
     diff: assertions.Difference
     budget: assertions.Budget
-    attainable: float | None  # what a careful float32 kernel attains (low precision only)
+    attainable: float | None  # what a careful float32 kernel attains (float32, low precision)
     pytorch: float | None  # PyTorch's own max abs error on the same inputs (not float64)
     problem: str | None  # None: within budget
 
@@ -73,16 +73,17 @@ def check_against_reference(ctx: Context) -> dict:
                                  ctx.seed)
     ref = severity.suite_step("computing the reference", reference.loss_and_grad, inputs.logits,
                               inputs.target, inputs.spec, weight=inputs.weight,
-                              cotangent=inputs.cotangent)
+                              cotangent=upstream_of(inputs))
     expected_value = claims.expected_value(ctx.impl, ctx.case.reduction, inputs, ref.value)
     shape = () if ctx.case.reduction != "none" else tuple(inputs.cotangent.shape)
-    out = run(ctx, Feed(inputs.logits, inputs.target, inputs.weight, inputs.cotangent,
-                        expect_shape=shape))
+    cotangent = inputs.cotangent if inputs.upstream is None else np.asarray(inputs.upstream)
+    out = run(ctx, Feed(inputs.logits, inputs.target, inputs.weight, cotangent, expect_shape=shape,
+                        strided_upstream=ctx.case.upstream == "strided"))
     dtype = claims.judged_dtype(ctx.impl, ctx.case.dtype)  # float32 for "computes in float32"
     base = att = None  # PyTorch's own outputs; what a careful float32 kernel attains
     if dtype != "float64":
-        base = pytorch_outputs(inputs, dtype)
-    if dtype in tolerances.LOW_PRECISION:
+        base = scaled(pytorch_outputs(inputs, dtype), inputs.upstream)
+    if dtype in tolerances.LOW_PRECISION or dtype == "float32":  # float32: tolerances.budget
         att = attainable(inputs, dtype, ref.value, ref.grad)
     problems, divergences, metrics, judged = list(out.notes), [], {}, []
     for what, actual, exact, i in (("value", out.value, expected_value, 0),
@@ -96,12 +97,13 @@ def check_against_reference(ctx: Context) -> dict:
                            pytorch=None if base is None else base[i], exact=exact)
         metrics.update(judged_one.metrics(what))
         judged.append((what, actual, expected, judged_one.budget, judged_one.problem))
-    true_class = None if att is None else _true_class_entries(inputs, out.grad, ref.grad, att, base)
+    true_class = None if dtype not in tolerances.LOW_PRECISION else _true_class_entries(
+        inputs, out.grad, ref.grad, att, base)
     if true_class is not None:  # low precision only: in float32/64 it measures rounding noise
         metrics.update(true_class.metrics())
     ctx.record(metrics)
     if any(found for *_, found in judged):  # error or divergence (lsuite/judging/severity.py)?
-        twin = base if base is not None else pytorch_outputs(inputs, dtype)
+        twin = base if base is not None else scaled(pytorch_outputs(inputs, dtype), inputs.upstream)
         zero = _zero_denominator(inputs)
         for what, actual, expected, budget, found in judged:
             if found and severity.is_divergence(actual, expected, twin[what == "grad"], budget, zero):
@@ -113,6 +115,17 @@ def check_against_reference(ctx: Context) -> dict:
     if divergences:
         raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged)
     return metrics
+
+
+def upstream_of(inputs):
+    """The cotangent the reference backpropagates: 'none''s array, a reduced loss's scalar
+    upstream gradient (lsuite/inputs/kernel_cases.py), or None (1.0)."""
+    return inputs.cotangent if inputs.upstream is None else inputs.upstream
+
+
+def scaled(outputs, upstream):
+    """PyTorch's own (value, gradient) with the gradient times a scalar upstream gradient."""
+    return outputs if upstream is None else (outputs[0], outputs[1] * upstream)
 
 
 def _zero_denominator(inputs) -> bool:

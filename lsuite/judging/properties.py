@@ -19,8 +19,10 @@ import reference
 from lsuite.inputs.cases import spec_for
 from lsuite.inputs.strategies import Sample
 from lsuite.judging import tolerances
+from lsuite.judging import zero_denominator as zd
 from lsuite.judging.assertions import Budget, assert_close
 from lsuite.judging.attainable import finite_max
+from lsuite.judging.wrong_shape import not_run_if_misshapen
 from lsuite.record import claims
 from lsuite.running.runner import Context, Feed, Outcome, run
 
@@ -50,12 +52,12 @@ def call_text(impl, case) -> str:
 def evaluate(ctx: Context, sample: Sample, *, logits=KEEP, target=KEEP, weight=KEEP,
              no_grad: bool = False, non_contiguous: bool = False) -> Outcome:
     """One call through the runner on the sample (or on replacements of its arrays),
-    backpropagating ones."""
-    return run(ctx, Feed(
-        logits=sample.logits if logits is KEEP else logits,
-        target=sample.target if target is KEEP else target,
-        weight=sample.weight if weight is KEEP else weight,
-        grad=not no_grad, non_contiguous=non_contiguous))
+    backpropagating ones; a misshapen output is not judged (lsuite/judging/wrong_shape.py)."""
+    feed = Feed(logits=sample.logits if logits is KEEP else logits,
+                target=sample.target if target is KEEP else target,
+                weight=sample.weight if weight is KEEP else weight,
+                grad=not no_grad, non_contiguous=non_contiguous)
+    return not_run_if_misshapen(ctx, run(ctx, feed), feed.logits, feed.target)
 
 
 def _dtype(ctx: Context) -> str:
@@ -171,12 +173,17 @@ def batch_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
                 logit_scale=scale)
 
 
-def affine_in_smoothing(ctx: Context, sample: Sample) -> None:
-    """L(eps) == (1 - eps) L(0) + eps L(1): the target is linear in eps, the loss linear in it."""
+def affine_in_smoothing(ctx: Context, sample: Sample, fixed: bool = False) -> None:
+    """L(eps) == (1 - eps) L(0) + eps L(1): the target is linear in eps, the loss linear in it.
+    `fixed`: a fixed input, whose divergences are listed (lsuite/judging/zero_denominator.py)."""
     eps = sample.eps
     at = {e: evaluate(context_for(ctx, replace(sample, eps=e)), replace(sample, eps=e))
           for e in (0.0, 1.0, eps)}
     ctx = context_for(ctx, sample)
+    if ctx.case.reduction == "mean" and zd.reference_denominator(ctx, sample) == 0:  # x/0
+        zd.judge_mean(ctx, f"at eps={eps!r}", at[eps].value, at[eps].grad,
+                      zd.reference_numerator(ctx, sample), listed=fixed)
+        return
     scale = _finite_max(sample.logits)
     for what in ("value", "grad"):
         mixed = (1 - eps) * getattr(at[0.0], what) + eps * getattr(at[1.0], what)
@@ -213,18 +220,18 @@ def sum_is_sum_of_none(ctx: Context, sample: Sample) -> None:
     assert_same(ctx, "grad of sum", total.grad, parts.grad, logit_scale=scale)
 
 
-def mean_is_sum_over_denominator(ctx: Context, sample: Sample) -> None:
+def mean_is_sum_over_denominator(ctx: Context, sample: Sample, fixed: bool = False) -> None:
     """reduction='mean' == 'sum' / Σ w_y over kept rows (the row count without weights)."""
     total = evaluate(context_for(ctx, sample, reduction="sum"), sample)
     mean = evaluate(context_for(ctx, sample, reduction="mean"), sample)
     ctx = context_for(ctx, sample, reduction="mean")
     kept = kept_mask(ctx, sample)
-    weight = np.ones(sample.K) if sample.weight is None else sample.weight
-    denominator = float(weight[sample.target[kept]].sum()) if kept.any() else 0.0
+    denominator = zd.mean_denominator(kept, sample.target, sample.weight)
     scale = _finite_max(sample.logits)
-    if denominator == 0:
-        assert_same(ctx, "mean with nothing to average", mean.value,
-                    claims.empty_mean_value(ctx.impl))
+    if denominator == 0:  # the sum over 0: +-inf, or 0/0 (lsuite/judging/zero_denominator.py)
+        numerator = float(total.value) if kept.any() else 0.0  # nothing kept: the empty mean
+        zd.judge_mean(ctx, f"mean (sum={numerator!r} over a zero denominator)", mean.value,
+                      None, numerator, listed=fixed)
         return
     assert_same(ctx, f"mean (sum/{denominator!r})", mean.value,
                 total.value / denominator, logit_scale=scale)

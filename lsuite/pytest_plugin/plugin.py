@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import lsresults
+from lsresults.files import write_or_beside
 from lsresults.text import clean_text, repro
 from lsuite.catalogs import catalog, loading, peers
 from lsuite.inputs.cases import Case, default_case, supports
@@ -438,8 +439,8 @@ class _Sink:
         for impl, verdict in results.verdicts([dict(c, outcome=c["outcome"] or "error")
                                                for c in checks]).items():
             terminalreporter.write_line(f"ls: {clean_text(impl)}: {verdict}")
-        for path in paths:
-            terminalreporter.write_line(f"ls: wrote {path}")
+        for path in paths:  # "(...)": a file not written where asked, and why
+            terminalreporter.write_line(f"ls: {path}" if path.startswith("(") else f"ls: wrote {path}")
 
 
 @contextlib.contextmanager
@@ -464,18 +465,19 @@ def write_outputs(config, complete: bool) -> list[str]:
     out_dir = Path(config.getoption("ls_report_dir"))
     if not out_dir.is_absolute():
         out_dir = Path(str(config.invocation_params.dir)) / out_dir
-    payload = collector.payload(complete)
-    results_path = out_dir / "results.json"
-    digest = results.write_json(payload, results_path)
-    written = [str(results_path)]
+    payload, digest = collector.payload(complete), []
+    # a target that cannot be written is written beside it, said in one line (lsresults.files)
+    path, note = write_or_beside(out_dir / "results.json",
+                                 lambda at: digest.append(results.write_json(payload, at)))
+    written = [f"({note})" if note else str(path)]
     try:
         import reports
     except ImportError as exc:  # the suite's verdict never depends on rendering
         return written + [f"(no report.html: cannot import reports: {exc})"]
     try:
-        reports.write_report(payload, out_dir / "report.html", baseline=config.stash[BASELINE],
-                             results_sha256=digest)
-        written.append(str(out_dir / "report.html"))
+        path, note = write_or_beside(out_dir / "report.html", lambda at: reports.write_report(
+            payload, at, baseline=config.stash[BASELINE], results_sha256=digest[-1]))
+        written.append(f"({note})" if note else str(path))
     except Exception as exc:  # report rendering must not lose the results
         written.append(f"(report.html not written: {type(exc).__name__}: {exc})")
     return written

@@ -20,6 +20,7 @@ from lsresults.load import SCHEMA
 from lsresults.text import MESSAGE_CHARS, safe_text
 from lsresults.verdicts import verdict_of
 from lsuite.benchmarking.machine import cpu_model
+from lsuite.pytest_plugin.unchecked import not_checked
 from lsuite.record import claims
 
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
@@ -164,7 +165,8 @@ class Collector:
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
                 "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
-                "benchmark_gate": self.benchmark_gate}
+                "benchmark_gate": self.benchmark_gate,
+                "not_checked": not_checked(checks)}  # {impl: why}: lsuite/pytest_plugin/unchecked.py
 
 
 def verdicts(checks: list[dict]) -> dict[str, str]:

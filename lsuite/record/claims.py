@@ -45,7 +45,7 @@ def judged_dtype(impl: Impl, dtype: str) -> str:
 
 def unsupported_ignore(impl: Impl, ignore: str) -> str | None:
     """Why the record does not take the case's ignore mode (None: it does)."""
-    needed = {"negative": "negative", "all": "negative", "in_range": "in_range"}.get(ignore)
+    needed = {"negative": "negative", "all": "negative", "in_range": "in_range", "zero": "in_range"}.get(ignore)
     if needed is not None and needed not in impl.ignore_indices:
         return f"ignore_index {'-100' if needed == 'negative' else 'in range'} (it takes {', '.join(impl.ignore_indices)})"
     return None

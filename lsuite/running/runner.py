@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from lsresults.text import clean_text
+from lsuite.catalogs import triton_typing
 from lsuite.inputs.cases import Case, shard_bounds
 from lsuite.record import claims
 from lsuite.record.records import BuildConfig, Impl
@@ -77,6 +78,7 @@ class Feed:
     grad: bool = True  # False: call under torch.no_grad and take no gradient
     non_contiguous: bool = False  # feed a strided view of the logits
     expect_shape: tuple[int, ...] | None = None  # the output's shape; None: not checked
+    strided_upstream: bool = False  # backpropagate the cotangent as a non-contiguous tensor
     # hidden_states records: h (N, H), W (K, H), b (K,) or None; `logits` is then unused (None)
     hidden: np.ndarray | None = None
     classifier: np.ndarray | None = None
@@ -113,9 +115,11 @@ def build(ctx: Context, weight, **shard) -> Callable:
                       ignore_index=case.passed_ignore_index,
                       hidden_size=case.H if ctx.impl.input == "hidden_states" else 0, **shard)
     try:
-        return ctx.impl.build(cfg)
+        loss_fn = ctx.impl.build(cfg)
     except Exception as exc:  # the implementation's own failure, reported as such
         raise ctx.fail(f"building it raised {type(exc).__name__}: {exc}") from exc
+    triton_typing.follow_compiled_typing()  # interpreted Triton typed as compiled (no-op else)
+    return loss_fn
 
 
 def call(ctx: Context, loss_fn: Callable, logits, target):
@@ -220,6 +224,8 @@ def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dic
     """Backpropagate the cotangent; every leaf's gradient in float64 (a missing one fails)."""
     upstream = torch.ones_like(out) if feed.cotangent is None else torch.tensor(
         feed.cotangent, dtype=out.dtype, device=out.device)
+    if feed.strided_upstream:  # the same values, every other element of a wider tensor
+        upstream = torch.stack([upstream, torch.full_like(upstream, float("nan"))], dim=-1)[..., 0]
     try:
         out.backward(upstream)
     except Exception as exc:

@@ -2,6 +2,9 @@
 way users write it, which must pass the gate; and hostile text, which must not break the
 files or the terminal."""
 
+import os
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -46,3 +49,18 @@ class RaisesHostileText(TargetDistributionCE):
 
     def forward(self, input, target):
         raise RuntimeError("\udcff bad \x1b[31mred\x1b[0m \x00 " + "x" * 1_000_000)
+
+
+class ReplacesTheResultsFiles(TargetDistributionCE):
+    """Correct, but on every call it replaces <LS_SABOTAGE_DIR>/results.json and report.html
+    by directories (holding a file, so that nothing can remove them): the suite must still
+    write every measured check somewhere and say where."""
+
+    def forward(self, input, target):
+        where = Path(os.environ["LS_SABOTAGE_DIR"])
+        for name in ("results.json", "report.html"):
+            if not (where / name).is_dir():
+                (where / name).unlink(missing_ok=True)
+                (where / name).mkdir(parents=True)
+                (where / name / "keep").write_text("an implementation put this here")
+        return super().forward(input, target)
