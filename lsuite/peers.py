@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-from . import peers_logits
+from . import peers_logits, peers_parallel
 from .builders import construct
 from .catalog import (
     CONFIDENT_ROWS,
@@ -441,7 +441,7 @@ PEERS: tuple[Impl, ...] = (
 
 
 # The records kept beside this module, by the input they take (lsuite/peers_*.py).
-PEERS = PEERS + peers_logits.RECORDS
+PEERS = PEERS + peers_logits.RECORDS + peers_parallel.RECORDS
 
 
 def by_name() -> dict[str, Impl]:
