@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-from . import peers_logits, peers_parallel
+from . import peers_logits, peers_parallel, peers_triton
 from .builders import construct
 from .catalog import (
     CONFIDENT_ROWS,
@@ -38,7 +38,7 @@ from .catalog import (
 )
 from .peer_loading import INSTALL, INTERPRETED_MAX_ELEMENTS, Lazy, missing, version
 from .predicates import when
-from .records import Impl, KnownDefect
+from .records import DTYPES, Impl, KnownDefect
 
 __all__ = ["INSTALL", "INTERPRETED_MAX_ELEMENTS", "Lazy", "PEERS", "as_run_here", "by_name",
            "interpreted", "missing", "prepare_triton", "skip_reason", "version"]
@@ -61,12 +61,15 @@ def prepare_triton(cuda_available: bool) -> str | None:
 
 def as_run_here(impl: Impl) -> Impl:
     """The record as this machine runs it: under the Triton interpreter, the support fields it
-    names in `interpreter_cannot` are off (said in its description)."""
+    names in `interpreter_cannot` are off and the dtypes it names there dropped (said in its
+    description)."""
     if not (impl.triton and impl.interpreter_cannot and interpreted()):
         return impl
     off = ", ".join(impl.interpreter_cannot)
+    dtypes = tuple(d for d in impl.dtypes if d not in impl.interpreter_cannot)
     return dataclasses.replace(
-        impl, **{f: False for f in impl.interpreter_cannot},
+        impl, **{f: False for f in impl.interpreter_cannot if f not in DTYPES},
+        dtypes=dtypes or impl.dtypes,
         description=f"{impl.description} [interpreted: {off} not checked; they run natively on CUDA]")
 
 
@@ -441,7 +444,7 @@ PEERS: tuple[Impl, ...] = (
 
 
 # The records kept beside this module, by the input they take (lsuite/peers_*.py).
-PEERS = PEERS + peers_logits.RECORDS + peers_parallel.RECORDS
+PEERS = PEERS + peers_logits.RECORDS + peers_parallel.RECORDS + peers_triton.RECORDS
 
 
 def by_name() -> dict[str, Impl]:
