@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-from . import peers_logits, peers_parallel, peers_triton
+from . import peers_fla, peers_logits, peers_parallel, peers_triton
 from .builders import construct
 from .catalog import (
     CONFIDENT_ROWS,
@@ -444,7 +444,8 @@ PEERS: tuple[Impl, ...] = (
 
 
 # The records kept beside this module, by the input they take (lsuite/peers_*.py).
-PEERS = PEERS + peers_logits.RECORDS + peers_parallel.RECORDS + peers_triton.RECORDS
+PEERS = (PEERS + peers_logits.RECORDS + peers_parallel.RECORDS + peers_triton.RECORDS
+         + peers_fla.RECORDS)
 
 
 def by_name() -> dict[str, Impl]:

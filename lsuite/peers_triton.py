@@ -30,11 +30,23 @@ def _no_cuda_device(index):
 _ALL_GATHER_INTO_TENSOR = torch.distributed.all_gather_into_tensor
 
 
-def _all_gather_into_flat(output, input, group=None, async_op=False):
+def all_gather_into_flat(output_tensor, input_tensor, group=None, async_op=False):
     """gloo's all_gather_into_tensor takes a flat output (`invalid tensor size ... expected (16),
     got (1, 16)`); flash-attn passes a contiguous (world, n) one, as NCCL takes it. The same
     buffer, viewed flat: the same bytes end up in the same places."""
-    return _ALL_GATHER_INTO_TENSOR(output.view(-1), input, group=group, async_op=async_op)
+    return _ALL_GATHER_INTO_TENSOR(output_tensor.view(-1), input_tensor, group=group,
+                                   async_op=async_op)
+
+
+@contextlib.contextmanager
+def flat_all_gather_on_cpu(device: torch.device):
+    """On CPU tensors (gloo ranks) all_gather_into_tensor gets its output viewed flat
+    (all_gather_into_flat); on CUDA (NCCL) nothing is patched."""
+    if device.type == "cuda":
+        yield
+        return
+    with mock.patch.object(torch.distributed, "all_gather_into_tensor", all_gather_into_flat):
+        yield
 
 
 @contextlib.contextmanager
@@ -44,12 +56,11 @@ def cuda_device_as_a_noop(device: torch.device):
     CPU build of torch raises TypeError there (`'<' not supported between instances of
     'NoneType' and 'int'`). On a CPU tensor (the Triton interpreter, gloo ranks) that call is
     a null context and all_gather_into_tensor gets its output viewed flat
-    (_all_gather_into_flat); on CUDA nothing is patched."""
+    (all_gather_into_flat); on CUDA nothing is patched."""
     if device.type == "cuda":
         yield
         return
-    with mock.patch.object(torch.cuda, "device", _no_cuda_device), \
-            mock.patch.object(torch.distributed, "all_gather_into_tensor", _all_gather_into_flat):
+    with mock.patch.object(torch.cuda, "device", _no_cuda_device), flat_all_gather_on_cpu(device):
         yield
 
 
