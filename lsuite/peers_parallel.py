@@ -65,8 +65,9 @@ LIGER_PARTITION = (
     "smoothing term over the rank's shard (`log_probs_local.mean(dim=-1)`, no all-reduce) and "
     "takes K = V_local in the Megatron formula (`alpha_eff = eps * V_local / (V_local - 1)`), "
     "as its docstring says (\"Loss tensor differs per rank under this mode - this mirrors "
-    "Megatron's existing behavior verbatim\"): at world > 1 with eps > 0 the ranks' losses "
-    "disagree and differ from world 1's (hand check: README, ecosystem catalog)")
+    "Megatron's existing behavior verbatim\"), Megatron's NVIDIA/Megatron-LM#737 and #7464: at "
+    "world > 1 with eps > 0 the ranks' losses disagree and differ from world 1's (hand check: "
+    "README, ecosystem catalog)")
 
 RECORDS: tuple[Impl, ...] = (
     Impl(
