@@ -87,3 +87,18 @@ def test_interpreted_triton_records_skip_cases_over_the_cap(monkeypatch):
     assert "interpreted cap" in peers.skip_reason(kernel, Case(K=65537, N=4), cuda_available=False)
     monkeypatch.delenv("TRITON_INTERPRET")
     assert "TRITON_INTERPRET" in peers.skip_reason(kernel, Case(), cuda_available=True)
+
+
+def test_interpreted_triton_records_drop_the_fields_and_dtypes_the_interpreter_cannot_run(monkeypatch):
+    from lsuite.catalogs import peers
+
+    kernel = dataclasses.replace(RECORD, triton=True, weights=True,
+                                 interpreter_cannot=("weights", "bfloat16", "float16"))
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    here = peers.as_run_here(kernel)
+    assert here.dtypes == ("float64", "float32") and here.weights is False
+    assert "bfloat16" in here.description and "natively on CUDA" in here.description
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert peers.as_run_here(kernel) is kernel  # natively: every dtype
+    with pytest.raises(ValueError, match="interpreter_cannot"):
+        dataclasses.replace(RECORD, interpreter_cannot=("float8",))

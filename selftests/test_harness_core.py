@@ -2,6 +2,7 @@
 vocabulary, Case validation, self-describing known-defect predicates, and SPEC loading.
 Each test shows the piece failing where it must, not only passing where it may."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -10,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lsuite import KnownDefect
 from lsuite.catalogs import catalog, loading, peers
 from lsuite.inputs.adversarial import adversarial_logits
 from lsuite.inputs.cases import Case
 from lsuite.inputs.predicates import when
-from lsuite.judging import assertions, tolerances
+from lsuite.inputs.strategies import Sample
+from lsuite.judging import assertions, properties, tolerances
 from lsuite.running.runner import CheckFailed, Context, Feed, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +174,19 @@ def test_a_drop_in_taking_kwargs_needs_a_record():
     with pytest.raises(loading.SpecError, match=r"\*\*kwargs.*lsuite.Impl record") as info:
         loading.drop_in_record(factory, "wrapper", "m:wrapper")
     assert "\n" not in str(info.value)
+
+
+def test_class_permutation_moves_a_per_element_value_with_its_class():
+    """BCE with reduction 'none' returns one loss per element (N, K): permuting the classes
+    permutes that value too; a loss whose elements depend on the column index is caught."""
+    bce = catalog.by_name()["seed002_bce"]
+    impl = dataclasses.replace(bce, reductions=("none",), build=lambda cfg: lambda z, y: F.binary_cross_entropy_with_logits(
+        z, F.one_hot(y, z.shape[-1]).to(z.dtype) * (1 - cfg.eps) + cfg.eps / z.shape[-1], reduction="none"))
+    sample = Sample(np.array([[0.3, -1.2, 2.0, 0.7]]), np.array([2]), None, 0.1, "none", "2d", "ordinary")
+    order = np.array([3, 0, 2, 1])
+    properties.class_permutation(Context(impl=impl, case=Case(reduction="none", K=4, N=1)), sample, order)
+    columned = dataclasses.replace(impl, build=lambda cfg: lambda z, y: F.binary_cross_entropy_with_logits(
+        z * torch.arange(1, z.shape[-1] + 1, dtype=z.dtype), torch.zeros_like(z), reduction="none"))
+    with pytest.raises(CheckFailed, match="class permutation"):
+        properties.class_permutation(Context(impl=columned, case=Case(reduction="none", K=4, N=1)),
+                                     sample, order)

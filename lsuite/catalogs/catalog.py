@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsuite.catalogs import catalog_linear
 from lsuite.catalogs.loading import load
 from lsuite.inputs.predicates import when
 from lsuite.record.records import BuildConfig, Impl, KnownDefect
@@ -323,7 +324,7 @@ def _examples() -> tuple[Impl, ...]:
 
 EXAMPLES = (("fused_linear_cross_entropy.py", "FUSED_LINEAR_CE"),
             ("vocab_parallel_cross_entropy.py", "VOCAB_PARALLEL_CE"))
-CATALOG = CATALOG + _examples()
+CATALOG = CATALOG + catalog_linear.LINEAR + _examples()
 
 
 def by_name() -> dict[str, Impl]:

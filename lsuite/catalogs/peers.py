@@ -27,74 +27,22 @@ import importlib.util
 import os
 import sys
 import types
-from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 
-from lsuite.catalogs import triton_typing
+from lsuite.catalogs import peers_fla, peers_logits, peers_parallel, peers_triton, triton_typing
 from lsuite.catalogs.catalog import (
     CONFIDENT_ROWS,
     FLOAT16_SUM_OVERFLOWS,
     FLOAT32_TARGET_SCOPE,
     FLOAT32_TARGET_SHOWS,
 )
+from lsuite.catalogs.peer_loading import INSTALL, INTERPRETED_MAX_ELEMENTS, Lazy, missing, version
 from lsuite.inputs.cases import shapes
 from lsuite.inputs.predicates import when
 from lsuite.record.builders import construct
-from lsuite.record.records import Impl, KnownDefect
+from lsuite.record.records import DTYPES, Impl, KnownDefect
 
-INSTALL = "pip install -r requirements-peers.txt (or the suite's [peers] extra)"
-# The interpreter runs one Triton program per row in Python with NumPy blocks; this cap keeps
-# every check of the Liger record inside the vocabulary sweep's K = 32000 x N = 8 while leaving
-# out the thorough profile's LLM-sized vocabularies (4 x 128256), so its whole interpreted run
-# stays under 5 minutes on the project's 2-core machine (docs/measured.md).
-INTERPRETED_MAX_ELEMENTS = 8 * 32000
-
-
-def version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def missing(impl: Impl) -> list[str]:
-    """The modules a record needs that are not installed (found without importing them)."""
-    return [name for name in impl.requires if importlib.util.find_spec(name) is None]
-
-
-@dataclass(frozen=True)
-class Lazy:
-    """A factory imported on first call: `module:attr`, or a file inside an installed package
-    loaded by path (`package`, `path`) when importing the package itself is not possible
-    (timm's __init__ imports torchvision, whose build must match torch's exactly)."""
-
-    module: str
-    attr: str
-    path: str | None = None  # a file inside the installed package `module`
-
-    def resolve(self):
-        if self.path is None:
-            return getattr(importlib.import_module(self.module), self.attr)
-        return getattr(_load_file(self.module, self.path), self.attr)
-
-    def __call__(self, *args, **kwargs):
-        return self.resolve()(*args, **kwargs)
-
-
-@functools.cache
-def _load_file(package: str, path: str):
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"{package} is not installed: {INSTALL}")
-    file = Path(next(iter(spec.submodule_search_locations))) / path
-    name = f"lsuite_peer_{package}_{path.replace('/', '_').removesuffix('.py')}"
-    module_spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    return module
-
+__all__ = ["INSTALL", "INTERPRETED_MAX_ELEMENTS", "Lazy", "PEERS", "as_run_here", "by_name",
+           "interpreted", "missing", "prepare_triton", "skip_reason", "version"]
 
 # ------------------------------------------------------------------------------- Triton
 
@@ -115,12 +63,15 @@ def prepare_triton(cuda_available: bool) -> str | None:
 
 def as_run_here(impl: Impl) -> Impl:
     """The record as this machine runs it: under the Triton interpreter, the support fields it
-    names in `interpreter_cannot` are off (said in its description)."""
+    names in `interpreter_cannot` are off and the dtypes it names there dropped (said in its
+    description)."""
     if not (impl.triton and impl.interpreter_cannot and interpreted()):
         return impl
     off = ", ".join(impl.interpreter_cannot)
+    dtypes = tuple(d for d in impl.dtypes if d not in impl.interpreter_cannot)
     return dataclasses.replace(
-        impl, **{f: False for f in impl.interpreter_cannot},
+        impl, **{f: False for f in impl.interpreter_cannot if f not in DTYPES},
+        dtypes=dtypes or impl.dtypes,
         description=f"{impl.description} [interpreted: {off} not checked; they run natively on CUDA]")
 
 
@@ -490,6 +441,11 @@ PEERS: tuple[Impl, ...] = (
         ),
     ),
 )
+
+
+# The records kept beside this module, by the input they take (lsuite/peers_*.py).
+PEERS = (PEERS + peers_logits.RECORDS + peers_parallel.RECORDS + peers_triton.RECORDS
+         + peers_fla.RECORDS)
 
 
 def by_name() -> dict[str, Impl]:

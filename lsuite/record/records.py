@@ -147,7 +147,8 @@ class Impl:
     triton: bool = False  # plugin (lsuite/catalogs/peers.py): Triton kernels: without CUDA they run under
     # TRITON_INTERPRET=1 (the suite sets it) on cases up to INTERPRETED_MAX_ELEMENTS only
     interpreter_cannot: tuple[str, ...] = ()  # plugin (lsuite/catalogs/peers.py): support fields (e.g.
-    # "weights") the Triton interpreter cannot run for it; turned off when interpreted, with a note
+    # "weights") or dtypes (e.g. "bfloat16") the Triton interpreter cannot run for it; turned off
+    # (dropped from `dtypes`) when interpreted, with a note
     check_kinds: tuple[str, ...] = CHECK_KINDS  # plugin: the kinds of checks it runs; the others
     # skip with `check_kinds_reason` (a compiler whose every new eps is a new compilation)
     check_kinds_reason: str = ""
@@ -192,9 +193,10 @@ class Impl:
             problems.append(f"ignore_indices {self.ignore_indices!r} must be a non-empty subset of {IGNORE_INDICES}")
         if not set(self.check_kinds) <= set(CHECK_KINDS) or not self.check_kinds:
             problems.append(f"check_kinds {self.check_kinds!r} must be a non-empty subset of {CHECK_KINDS}")
-        bad = [f for f in self.interpreter_cannot if not isinstance(getattr(self, f, None), bool)]
+        bad = [f for f in self.interpreter_cannot
+               if f not in DTYPES and not isinstance(getattr(self, f, None), bool)]
         if bad:
-            problems.append(f"interpreter_cannot {bad} must name boolean support fields")
+            problems.append(f"interpreter_cannot {bad} must name boolean support fields or dtypes")
         if (self.form == "bce") != self.convention.startswith("binary"):
             problems.append("form 'bce' goes with the binary conventions, and only with them")
         if self.input not in LOGITS_INPUTS:
