@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lsuite import Impl, construct
+from lsuite.catalogs import peers, triton_here
 from lsuite.inputs.cases import Case, supports
 from lsuite.judging.harness import check_against_reference
 from lsuite.running.runner import CheckFailed, Context
@@ -71,34 +72,28 @@ def test_an_empty_mean_claimed_zero_must_be_zero():
 
 
 def test_a_record_whose_library_is_absent_skips_with_the_install_command():
-    from lsuite.catalogs import peers
-
     absent = dataclasses.replace(RECORD, requires=("no_such_module_xyz",), install=peers.INSTALL)
-    reason = peers.skip_reason(absent, Case(), cuda_available=False)
+    reason = triton_here.skip_reason(absent, Case(), cuda_available=False)
     assert "no_such_module_xyz" in reason and "requirements-peers.txt" in reason
 
 
 def test_interpreted_triton_records_skip_cases_over_the_cap(monkeypatch):
-    from lsuite.catalogs import peers
-
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     kernel = dataclasses.replace(RECORD, triton=True)
-    assert peers.skip_reason(kernel, Case(K=32000, N=8), cuda_available=False) is None
-    assert "interpreted cap" in peers.skip_reason(kernel, Case(K=65537, N=4), cuda_available=False)
+    assert triton_here.skip_reason(kernel, Case(K=32000, N=8), cuda_available=False) is None
+    assert "interpreted cap" in triton_here.skip_reason(kernel, Case(K=65537, N=4), cuda_available=False)
     monkeypatch.delenv("TRITON_INTERPRET")
-    assert "TRITON_INTERPRET" in peers.skip_reason(kernel, Case(), cuda_available=True)
+    assert "TRITON_INTERPRET" in triton_here.skip_reason(kernel, Case(), cuda_available=True)
 
 
 def test_interpreted_triton_records_drop_the_fields_and_dtypes_the_interpreter_cannot_run(monkeypatch):
-    from lsuite.catalogs import peers
-
     kernel = dataclasses.replace(RECORD, triton=True, weights=True,
                                  interpreter_cannot=("weights", "bfloat16", "float16"))
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    here = peers.as_run_here(kernel)
+    here = triton_here.as_run_here(kernel)
     assert here.dtypes == ("float64", "float32") and here.weights is False
     assert "bfloat16" in here.description and "natively on CUDA" in here.description
     monkeypatch.delenv("TRITON_INTERPRET")
-    assert peers.as_run_here(kernel) is kernel  # natively: every dtype
+    assert triton_here.as_run_here(kernel) is kernel  # natively: every dtype
     with pytest.raises(ValueError, match="interpreter_cannot"):
         dataclasses.replace(RECORD, interpreter_cannot=("float8",))

@@ -20,15 +20,13 @@ world, once per process and default group, `megatron_tensor_parallel`).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import importlib.util
-import os
 import sys
 import types
 
-from lsuite.catalogs import peers_fla, peers_logits, peers_parallel, peers_triton, triton_typing
+from lsuite.catalogs import peers_fla, peers_logits, peers_parallel, peers_triton
 from lsuite.catalogs.catalog import (
     CONFIDENT_ROWS,
     FLOAT16_SUM_OVERFLOWS,
@@ -36,75 +34,11 @@ from lsuite.catalogs.catalog import (
     FLOAT32_TARGET_SHOWS,
 )
 from lsuite.catalogs.peer_loading import INSTALL, INTERPRETED_MAX_ELEMENTS, Lazy, missing, version
-from lsuite.inputs.cases import shapes
 from lsuite.inputs.predicates import when
 from lsuite.record.builders import construct
-from lsuite.record.records import DTYPES, Impl, KnownDefect
+from lsuite.record.records import Impl, KnownDefect
 
-__all__ = ["INSTALL", "INTERPRETED_MAX_ELEMENTS", "Lazy", "PEERS", "as_run_here", "by_name",
-           "interpreted", "missing", "prepare_triton", "skip_reason", "version"]
-
-# ------------------------------------------------------------------------------- Triton
-
-def prepare_triton(cuda_available: bool) -> str | None:
-    """Set TRITON_INTERPRET=1 when Triton is installed and there is no GPU, before any Triton
-    kernel is defined (triton.jit reads it at decoration). Returns what to say in the report."""
-    if cuda_available or importlib.util.find_spec("triton") is None:
-        return None
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return (f"TRITON_INTERPRET=1 (set before the run): Triton kernels run interpreted on the CPU, on cases "
-                f"of at most {INTERPRETED_MAX_ELEMENTS} logits; {triton_typing.NOTE}")
-    if os.environ.get("TRITON_INTERPRET"):
-        return f"TRITON_INTERPRET={os.environ['TRITON_INTERPRET']!r} left as set: Triton records run only where that works"
-    os.environ["TRITON_INTERPRET"] = "1"
-    return (f"TRITON_INTERPRET=1 set by the suite (no CUDA device): Triton kernels run interpreted "
-            f"on the CPU, on cases of at most {INTERPRETED_MAX_ELEMENTS} logits; {triton_typing.NOTE}")
-
-
-def as_run_here(impl: Impl) -> Impl:
-    """The record as this machine runs it: under the Triton interpreter, the support fields it
-    names in `interpreter_cannot` are off and the dtypes it names there dropped (said in its
-    description)."""
-    if not (impl.triton and impl.interpreter_cannot and interpreted()):
-        return impl
-    off = ", ".join(impl.interpreter_cannot)
-    dtypes = tuple(d for d in impl.dtypes if d not in impl.interpreter_cannot)
-    return dataclasses.replace(
-        impl, **{f: False for f in impl.interpreter_cannot if f not in DTYPES},
-        dtypes=dtypes or impl.dtypes,
-        description=f"{impl.description} [interpreted: {off} not checked; they run natively on CUDA]")
-
-
-def interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _elements(case) -> int:
-    size = 1
-    for n in shapes(case)[0]:
-        size *= n
-    return size
-
-
-def skip_reason(impl: Impl, case, cuda_available: bool, kind: str = "reference") -> str | None:
-    """Why a generated check of this record skips here (None: it runs)."""
-    absent = missing(impl)
-    if absent:
-        return f"{impl.name} needs {', '.join(absent)}, not installed: {INSTALL}"
-    if kind not in impl.check_kinds:
-        return f"{impl.name} runs {', '.join(impl.check_kinds)} checks only: {impl.check_kinds_reason}"
-    if not impl.triton:
-        return None
-    if interpreted():
-        if _elements(case) > INTERPRETED_MAX_ELEMENTS:
-            return (f"interpreted Triton: {_elements(case)} logits is over the interpreted cap of "
-                    f"{INTERPRETED_MAX_ELEMENTS} (N x K); runs natively on CUDA")
-        return None
-    if case.device == "cpu":
-        why = "a CUDA device is present" if cuda_available else "TRITON_INTERPRET is not 1"
-        return f"Triton kernels run on the CPU only under TRITON_INTERPRET=1 ({why}: runs natively on cuda)"
-    return None
-
+__all__ = ["INSTALL", "INTERPRETED_MAX_ELEMENTS", "Lazy", "PEERS", "by_name", "missing", "version"]
 
 # ------------------------------------------------------------------------------- adapters
 

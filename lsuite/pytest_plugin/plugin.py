@@ -25,7 +25,7 @@ import pytest
 import lsresults
 from lsresults.files import write_or_beside
 from lsresults.text import clean_text, repro
-from lsuite.catalogs import catalog, loading, peers
+from lsuite.catalogs import catalog, loading, peers, triton_here
 from lsuite.inputs.cases import Case, default_case, supports
 from lsuite.judging.severity import CheckDiverged, SuiteError
 from lsuite.pytest_plugin import results
@@ -106,7 +106,7 @@ def _resolve(config, pool) -> tuple[Impl, ...]:
             raise pytest.UsageError(str(exc).splitlines()[0]) from None
         taken.add(impl.name)
         impls.append(impl)
-    return tuple(peers.as_run_here(impl) for impl in impls)
+    return tuple(triton_here.as_run_here(impl) for impl in impls)
 
 
 def _cuda_state() -> dict:
@@ -175,7 +175,7 @@ def pytest_configure(config):
     _install_interrupt()
     config.stash[CUDA] = _cuda_state()
     # before any worker starts (they inherit the environment) and before any record loads
-    triton_note = peers.prepare_triton(config.stash[CUDA]["available"])
+    triton_note = triton_here.prepare_triton(config.stash[CUDA]["available"])
     config.stash[POOL] = pool = _pool(config)
     try:
         config.stash[IMPLS] = _resolve(config, pool)
@@ -294,7 +294,7 @@ def pytest_generate_tests(metafunc):
                 marks = []
                 if device == "cuda" and not cuda["available"]:
                     marks.append(pytest.mark.skip(reason=cuda["reason"]))
-                elif reason := peers.skip_reason(impl, case, cuda["available"], kind):
+                elif reason := triton_here.skip_reason(impl, case, cuda["available"], kind):
                     marks.append(pytest.mark.skip(reason=reason))
                 defect = impl.defect_for(check, kind, case)
                 if defect is not None:

@@ -9,7 +9,7 @@ import multiprocessing
 import signal
 import traceback
 
-from lsuite.catalogs import catalog, loading, peers
+from lsuite.catalogs import catalog, loading, peers, triton_here
 from lsuite.running.runner import CheckFailed
 
 MESSAGE_CHARS = 4000  # an implementation's exception text is cut to this (the cut is said)
@@ -80,7 +80,7 @@ def rebuild(ref: tuple[str, str]):
     """The implementation's record, rebuilt in this process: ("builtin", name) or ("spec", SPEC)."""
     origin, where = ref
     if origin == "builtin":
-        return peers.as_run_here({**catalog.by_name(), **peers.by_name()}[where])
+        return triton_here.as_run_here({**catalog.by_name(), **peers.by_name()}[where])
     return loading.load(where)
 
 
