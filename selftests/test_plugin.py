@@ -48,6 +48,10 @@ CORRECT = {"LabelSmoothedCE": EXAMPLE, "TargetDistributionCE": DROPINS,  # writt
 TORCH_BACKED = {"LabelSmoothedCE", "TargetDistributionCE"}
 CONFIDENT_ROWS = "confident_rows_keep_the_true_class_gradient"
 ZERO_TOTAL = "at_a_zero_total_target_weight"
+# PyTorch's CPU float16 value at K = 65537 errs by more than 3x the attainable error (a
+# drop-in computing with its kernels returns it bit for bit: a divergence, issue 24)
+TORCH_DIVERGES = {CONFIDENT_ROWS, "vocabularies_past_powers_of_two_in_half_precision",
+                  "llm_sized_vocabularies_in_half_precision"}
 
 
 def test_correct_drop_ins_pass_every_check(pytester):
@@ -62,8 +66,8 @@ def test_correct_drop_ins_pass_every_check(pytester):
         divergent = [c for c in checks if c["outcome"] == "divergence"]
         # NaN where the mathematics says +inf: a mean over zero total target weight (issue 24)
         divergent = [c for c in divergent if not c["check"].endswith(ZERO_TOTAL)]
-        if name in TORCH_BACKED:  # only the confident rows, in half precision
-            assert divergent and all(c["check"] == CONFIDENT_ROWS for c in divergent)
+        if name in TORCH_BACKED:  # only the confident rows and LLM sizes, in half precision
+            assert divergent and all(c["check"] in TORCH_DIVERGES for c in divergent)
         else:
             assert not divergent, [c["nodeid"] for c in divergent]
         assert all(c["metrics"]["grad_max_abs_err"] is not None for c in passed

@@ -71,7 +71,10 @@ def run_invariants(pytester, spec):
 def test_correct_drop_ins_pass_every_invariant(pytester, spec):
     result, payload = run_invariants(pytester, spec)
     assert result.ret == 0, result.stdout.str()[-3000:]
-    assert {c["outcome"] for c in payload["checks"]} <= {"passed", "skipped"}
+    # NaN where the mathematics says +inf (a mean over zero total target weight): a divergence
+    edge = [c for c in payload["checks"] if c["check"].endswith("at_a_zero_total_target_weight")]
+    assert {c["outcome"] for c in payload["checks"] if c not in edge} <= {"passed", "skipped"}
+    assert {c["outcome"] for c in edge} <= {"passed", "skipped", "divergence"}
     assert sum(c["outcome"] == "passed" for c in payload["checks"]) >= 30
 
 
