@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import reference
 
-from . import claims, severity, tolerances
+from . import causes, claims, severity, tolerances
 from .attainable import attainable, summation_steps, target_rows
 from .cases import Inputs, LinearInputs, make_linear_inputs, round_to
 from .harness import judge
@@ -139,7 +139,7 @@ def check_linear_against_reference(ctx: Context) -> dict:
             problems.append(judged.problem)
     ctx.record(metrics)
     if problems:
-        raise ctx.fail("; ".join(problems))
+        raise ctx.fail("; ".join(problems), causes=causes.of_texts(problems))
     return metrics
 
 

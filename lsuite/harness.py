@@ -20,7 +20,7 @@ import torch
 
 import reference
 
-from . import assertions, claims, severity, tolerances
+from . import assertions, causes, claims, severity, tolerances
 from .attainable import attainable, finite_max, true_classes
 from .cases import make_inputs
 from .runner import Context, Feed, run
@@ -109,9 +109,10 @@ def check_against_reference(ctx: Context) -> dict:
             elif found:
                 problems.append(found)
     if problems:
-        raise ctx.fail("; ".join(problems + divergences))
+        raise ctx.fail("; ".join(problems + divergences), causes=causes.of_texts(problems))
     if divergences:
-        raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged)
+        raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged,
+                       causes=causes.of_texts(found for *_, found in judged if found))
     return metrics
 
 

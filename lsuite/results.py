@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from reports import causes as report_causes
 from reports.analysis import verdict_of
 from reports.files import write_results
 from reports.inputs import check_fields, input_kinds
@@ -46,6 +47,7 @@ def _plain(value):
 DIVERGENCE = "ls_divergence"  # user_properties key holding a divergence's message
 FAILURES = "ls_failures"  # user_properties key: every distinct failure Hypothesis found
 SUITE_ERROR = "ls_suite_error"  # user_properties key: the check failed by the suite's own error
+CAUSES = "ls_causes"  # user_properties key: what failed, as data (lsuite/causes.py)
 MESSAGE_CHARS = 20_000  # a message longer than this is cut, and the cut is said
 
 
@@ -71,6 +73,11 @@ def _all_failures(messages) -> str:
         return ""
     n = len(messages)
     return "\n\n".join(f"[failure {i} of {n}] {m}" for i, m in enumerate(messages, 1))
+
+
+def record_causes(report, found: list[dict]) -> None:
+    """Attach a failure's causes (lsuite/causes.py) to its report (they travel under xdist)."""
+    report.user_properties.append((CAUSES, found))
 
 
 def record_divergence(node, message: str) -> None:
@@ -136,7 +143,7 @@ class Collector:
             "nodeid": report.nodeid,
             "outcome": None, "params": info["params"],
             "metrics": dict.fromkeys(METRIC_KEYS), "message": "", "repro": info.get("repro"),
-            "duration_s": 0.0,
+            "duration_s": 0.0, "causes": [],
         })
         entry["duration_s"] += float(getattr(report, "duration", 0.0))
         divergence, failures, suite_error = None, None, None
@@ -149,6 +156,8 @@ class Collector:
                 failures = value
             elif key == SUITE_ERROR:
                 suite_error = value
+            elif key == CAUSES and outcome not in (None, "passed"):
+                entry["causes"] = value
         if outcome == "passed" and divergence is not None and report.when == "call":
             outcome = "divergence"
         if outcome == "failed" and suite_error is not None:
@@ -171,7 +180,8 @@ class Collector:
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
-                "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
+                "verdicts": verdicts(checks), "checks": checks,
+                "findings": report_causes.findings(checks), "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate}
 
 

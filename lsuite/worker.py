@@ -33,6 +33,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import causes
+from .causes import Explained
 from .runner import CheckFailed, Context
 
 MESSAGE_CHARS = 4000  # an implementation's exception text is cut to this (the cut is said)
@@ -159,11 +161,12 @@ def answer(conn, call, state: _TorchState, after=tuple) -> None:
     anything else escaping (SystemExit and KeyboardInterrupt too) is the implementation's."""
     try:
         reply = ("ok", call())
-    except CheckFailed as exc:
-        reply = ("failed", _cut(exc.what))
+    except CheckFailed as exc:  # its causes travel with its text (lsuite/causes.py)
+        reply = ("failed", Explained(_cut(exc.what), exc.causes))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too
         where = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        reply = ("failed", _cut(f"the implementation raised {where}"))
+        reply = ("failed", Explained(_cut(f"the implementation raised {where}"),
+                                     [causes.raised(exc, "the implementation")]))
     changed = state.restore()
     try:
         conn.send(reply + (changed, *after()))
@@ -288,7 +291,8 @@ class Pool:
             self.interrupted()
         impl = ctx.impl
         if impl.name in self.hung:
-            raise ctx.fail(f"not run: it hung in {self.hung[impl.name]}")
+            raise ctx.fail(f"not run: it hung in {self.hung[impl.name]}",
+                           causes=[causes.part("not_run", "call", "not run: it hung in an earlier check")])
         spent = self.spent.get(impl.name, 0.0)
         if self.impl_budget_s is not None and spent >= self.impl_budget_s:
             raise ctx.fail(f"not run: the implementation's budget of {self.impl_budget_s:g} s "
@@ -326,11 +330,12 @@ class Pool:
             self.kill(key)
             self.hung[ctx.impl.name] = ctx.check or "a check"
             raise ctx.fail(f"Timeout: no answer within {wait:.3g} s; its process was killed "
-                           f"(its remaining checks are not run)")
+                           f"(its remaining checks are not run)",
+                           causes=[causes.part("timeout", "call", "no answer within the time limit")])
         code = self._exit_code(key)
         self.kill(key)
         raise ctx.fail(f"the implementation crashed: {_death(code)} (a fresh process runs its "
-                       f"next check)")
+                       f"next check)", causes=[causes.part("crashed", "call", _death(code))])
 
 
 def describe_context() -> str:

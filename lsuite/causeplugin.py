@@ -1,0 +1,69 @@
+"""pytest hooks for findings by root cause: each failed check's causes recorded on its
+report (lsuite/causes.py, carried into results.json by lsuite/results.py), and a short
+"what failed" block in the terminal after the verdict lines (reports/causes.py groups).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reports import causes as grouping
+
+from . import causes, results
+from .plugin import COLLECTOR
+from .runner import clean_text
+
+FINDINGS_SHOWN = 12  # findings listed in the terminal; the report lists every one
+SHOWN = ("failed", "no longer shows", "suite error")  # finding outcomes the block lists
+FRAMES_SHOWN = 3  # innermost frames of the implementation's own code shown per finding
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The causes the failure's exception carries, on the phase's report (under xdist they
+    travel to the controller with the report's user_properties)."""
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and (report.failed or hasattr(report, "wasxfail")):
+        found = causes.of(excinfo.value)
+        if not found and call.when == "call":
+            name = type(excinfo.value).__name__
+            found = [causes.part("failed", name, f"{name} outside the runner's checks",
+                                 exception=name)]
+        if found:
+            results.record_causes(report, found)
+    return report
+
+
+def lines(findings: list[dict]) -> list[str]:
+    """The terminal's "what failed" block: one line per finding, its traceback's own frames."""
+    shown = [f for f in findings if f["outcome"] in SHOWN]
+    out = []
+    for f in shown[:FINDINGS_SHOWN]:
+        checks = ", ".join(f["checks"][:3]) + (f" +{len(f['checks']) - 3}" if len(f["checks"]) > 3 else "")
+        out.append(f"ls: {f['impl']}: {f['summary']} — {f['count']} check{'s' * (f['count'] != 1)} "
+                   f"({checks})")
+        varying = ", ".join(f"{a}" for a in f["axes_varying"])
+        if varying:
+            out.append(f"      across {varying}")
+        own = [fr for fr in f.get("traceback") or () if fr.get("own")][-FRAMES_SHOWN:]
+        for fr in own:
+            out.append(f"      {fr['file']}:{fr['line']} in {fr['function']}: {fr.get('code', '')}")
+    if len(shown) > FINDINGS_SHOWN:
+        out.append(f"ls: ... and {len(shown) - FINDINGS_SHOWN} more findings (report.html, results.json)")
+    return out
+
+
+@pytest.hookimpl(trylast=True)  # after the verdict lines (lsuite.plugin's _Sink)
+def pytest_terminal_summary(terminalreporter, config):
+    collector = config.stash.get(COLLECTOR, None)
+    if collector is None or not collector.checks:
+        return
+    checks = [dict(c, outcome=c["outcome"] or "error") for c in collector.checks.values()]
+    findings = grouping.findings(checks)
+    found = lines(findings)
+    if found:
+        n = sum(f["outcome"] in SHOWN for f in findings)
+        terminalreporter.write_line(f"ls: what failed ({n} root cause{'s' * (n != 1)}):")
+        for line in found:
+            terminalreporter.write_line(clean_text(line))
