@@ -133,8 +133,8 @@ def findings(checks: list[dict]) -> list[dict]:
         first = members[0]
         cause = primary(parts_of(first))
         varying, constant = axes(members)
-        also = {" ".join(key_of({**c, "causes": [p]})[:3]) for c in members
-                for p in parts_of(c) if p is not primary(parts_of(c))}
+        also = {f"{_quantity(p.get('quantity'))} {text(p.get('kind')).replace('_', ' ')}"
+                for c in members for p in parts_of(c) if p is not primary(parts_of(c))}
         finding = {
             "impl": impl, "outcome": group,
             "outcomes": dict(Counter(outcome_of(c) for c in members)),

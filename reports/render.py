@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from . import accuracy, analysis, benchdiff, charts, compare, conventions, findings
+from . import accuracy, analysis, benchdiff, causes, charts, compare, conventions, findings
 from .files import write_atomic
 from .load import ResultsError, validate
 
@@ -173,6 +173,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "example_k": example_params["K"], "example_eps": example_params["eps"],
         "example_target": example_params["target"], "example_pad": example_params["pad_index"],
         "coinciding": conventions.coinciding(example),
+        "root_causes": causes.of_results(results),
         "equivalences": findings.equivalence_checks(results),
         "failures": findings.findings(results, analysis.BAD),
         "known": findings.findings(results, frozenset({"xfailed"})),

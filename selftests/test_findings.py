@@ -1,0 +1,107 @@
+"""Findings by root cause, end to end: the suite run (pytester, as a user runs it) on
+implementations with known bugs yields one finding per bug, naming its cause; an
+exception names the implementation's raising line; the report shows the findings first.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from reports import write_report
+from selftests.test_plugin import ROOT, run_suite
+
+IMPLS = ROOT / "selftests" / "impls" / "findings.py"
+EVERY_DTYPE_AND_REDUCTION = "value_and_gradient_in_every_dtype_and_reduction"
+
+
+def findings_of(payload, impl):
+    return [f for f in payload["findings"] if f["impl"] == impl]
+
+
+def test_one_wrong_shape_and_one_wrong_denominator_are_two_findings(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{IMPLS}:ShapeAndDenominatorBugs",
+                                "-k", EVERY_DTYPE_AND_REDUCTION)
+    assert result.ret == 1
+    found = findings_of(payload, "ShapeAndDenominatorBugs")
+    assert sorted(f["cause"][0] for f in found) == ["over_budget", "wrong_shape"], found
+    shape = next(f for f in found if f["cause"][0] == "wrong_shape")
+    assert "one extra dimension" in shape["summary"] and shape["axes_constant"]["reduction"] == "none"
+    assert "dtype" in shape["axes_varying"]  # one finding across every dtype
+    value = next(f for f in found if f["cause"][0] == "over_budget")
+    assert value["cause"][1:] == ["reference", "value"] and value["axes_constant"]["reduction"] == "mean"
+    failed = [c for c in payload["checks"] if c["outcome"] == "failed"]
+    assert sum(f["count"] for f in found) == len(failed) > 2
+    text = result.stdout.str()
+    assert "ls: what failed (2 root causes):" in text, text[-3000:]
+
+
+def test_an_exception_on_every_call_is_one_finding_naming_the_raising_line(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{IMPLS}:RaisesOnEveryCall",
+                                "-k", EVERY_DTYPE_AND_REDUCTION)
+    assert result.ret == 1
+    (finding,) = findings_of(payload, "RaisesOnEveryCall")
+    line = next(i for i, s in enumerate(IMPLS.read_text().splitlines(), 1) if "raises: None < 0" in s)
+    assert finding["cause"][:3] == ["raised", "calling it", "TypeError"]
+    assert finding["cause"][3] == f"{IMPLS}:{line}"
+    innermost = finding["traceback"][-1]
+    assert (innermost["file"], innermost["line"], innermost["own"]) == (str(IMPLS), line, True)
+    assert not any("lsuite" in Path(f["file"]).parts for f in finding["traceback"])  # the suite's frames left out
+    assert f"{IMPLS}:{line} in compare_device" in result.stdout.str()
+
+
+def _failing_results_with_many_skips() -> dict:
+    """A run whose failure sits among hundreds of skipped equivalence checks (issue 20)."""
+    skipped = [{"impl": "(equivalence)", "check": f"equivalence_{i}", "kind": "equivalence",
+                "nodeid": f"suites/test_equivalences.py::test_equivalence_{i}", "outcome": "skipped",
+                "params": {}, "metrics": {}, "message": "Skipped: needs the catalog records (add --ls-builtins)"}
+               for i in range(300)]
+    failed = {"impl": "broken_ce", "check": EVERY_DTYPE_AND_REDUCTION, "kind": "reference",
+              "nodeid": "suites/test_conformance.py::test_x[broken_ce-cpu-float64-none]", "outcome": "failed",
+              "params": {"dtype": "float64", "reduction": "none"}, "metrics": {},
+              "message": "out.shape=(16, 1), but should be (16,)", "repro": "python -m pytest ...",
+              "causes": [{"kind": "wrong_shape", "quantity": "out", "detail": "out.shape=(16, 1), expected (16,)",
+                          "data": {"relation": "one extra dimension"}}]}
+    return {"schema": 2, "complete": True, "environment": {"impls": [{"name": "broken_ce"}]},
+            "checks": skipped + [failed], "benchmarks": []}
+
+
+FAIL_BORDER = (0x7F, 0x10, 0x10)  # style.css.j2 --fail-t: the left border of a failure's card
+FOLD_PX = 900  # what a 1400 x 900 window shows before any scrolling
+
+
+def test_the_report_shows_the_findings_above_the_fold_at_1400_px(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("LS_REQUIRE_BROWSER"):  # set by .ci/run, which installs chromium
+            pytest.fail("LS_REQUIRE_BROWSER is set but no chromium or chromium-browser is on PATH")
+        pytest.skip("no chromium or chromium-browser on PATH: the headless screenshot check needs one")
+    out = write_report(_failing_results_with_many_skips(), tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--no-first-run", "--hide-scrollbars", f"--screenshot={shot}",
+                           f"--window-size=1400,{FOLD_PX}", out.as_uri()],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert shot.exists(), proc.stderr[-2000:]
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, FOLD_PX)
+    pixels = image.load()
+    # the card's 4-px left border: a column of the failure colour at least 24 px tall
+    tallest = 0
+    for x in range(image.width // 4):
+        run = 0
+        for y in range(image.height):
+            run = run + 1 if pixels[x, y] == FAIL_BORDER else 0
+            tallest = max(tallest, run)
+    assert tallest >= 24, f"no finding card above the fold (tallest failure-coloured column: {tallest} px)"
+
+
+def test_the_findings_come_before_every_table_of_passes_or_skips(tmp_path):
+    html = write_report(_failing_results_with_many_skips(), tmp_path / "report.html").read_text()
+    first_card = html.index('class="cause failure"')
+    assert first_card < html.index('id="verdict-table"') and first_card < html.index('id="skip-reasons"')
+    assert json.dumps("one extra dimension")[1:-1] in html[:first_card + 2000]
