@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from reports import causes as grouping
+from reports import compare
 
 from . import causes, results
-from .plugin import COLLECTOR
+from .plugin import BASELINE, COLLECTOR
 from .runner import clean_text
 
 FINDINGS_SHOWN = 12  # findings listed in the terminal; the report lists every one
@@ -60,6 +61,8 @@ def pytest_terminal_summary(terminalreporter, config):
     if collector is None or not collector.checks:
         return
     checks = [dict(c, outcome=c["outcome"] or "error") for c in collector.checks.values()]
+    for line in headline(checks, collector, config.stash.get(BASELINE, None)):
+        terminalreporter.write_line(clean_text(line))
     findings = grouping.findings(checks)
     found = lines(findings)
     if found:
@@ -67,3 +70,24 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"ls: what failed ({n} root cause{'s' * (n != 1)}):")
         for line in found:
             terminalreporter.write_line(clean_text(line))
+
+
+def headline(checks: list[dict], collector, baseline: dict | None) -> list[str]:
+    """What changed, named for what it is: against --ls-baseline (reports/compare.py, the
+    words of the report's regression section), or, without one, the known defects that no
+    longer show. The gate's exit status is pytest's, unchanged by these words."""
+    if baseline is None:
+        fixed = sum(c["outcome"] == "xpassed" for c in checks)
+        if not fixed:
+            return []
+        return [f"ls: {fixed} known defect{'s' * (fixed != 1)} no longer show: fixed? update the "
+                "record (the gate fails until the record no longer declares them)"]
+    current = {"checks": checks, "benchmarks": collector.benchmarks, "environment": collector.environment}
+    regression = compare.compare(baseline, current)
+    sides = (f"baseline suite {compare.suite_version(regression.baseline_env)}, this run "
+             f"{compare.suite_version(regression.current_env)}")
+    if regression.nothing_matched:
+        return [f"ls: against the baseline ({sides}): none of its {len(regression.removed)} checks "
+                "matched a check of this run (same implementation, check and case): not a baseline "
+                "of these checks"]
+    return [f"ls: against the baseline ({sides}): {regression.headline()}"]

@@ -6,7 +6,9 @@ user_properties) are replayed there, so a parallel run records the same checks.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -223,12 +225,34 @@ def example_target(impl) -> dict:
 
 
 def _commit(root: Path) -> str | None:
+    """The commit of the checkout the suite runs from; None for an installed copy (its
+    directory is not a checkout's top level, even inside another project's repository)."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        lines = out.stdout.split()
+        if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != root.resolve():
+            return None
+        return lines[1]
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+SUITE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's top level, or site-packages
+DISTRIBUTION = "label-smoothing-suite"  # pyproject.toml's project name
+
+
+def suite_version() -> str | None:
+    """The installed suite's version; from a checkout not installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        found = re.search(r'^version\s*=\s*"([^"]+)"', (SUITE_ROOT / "pyproject.toml").read_text(), re.M)
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def environment(config, impls, cuda_state: dict, seed: int) -> dict:
@@ -238,7 +262,7 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
 
     return {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "suite_commit": _commit(Path(str(config.rootpath))),
+        "suite_version": suite_version(), "suite_commit": _commit(SUITE_ROOT),
         "command": " ".join([Path(sys.executable).name, "-m", "pytest", *config.invocation_params.args]),
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": numpy.__version__, "scipy": scipy.__version__,

@@ -98,7 +98,8 @@ def _environment():
     env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
                        seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
                        params=findings.params_summary, measured=findings.measured,
-                       first_line=lambda s: analysis.first_line(s, 160))
+                       first_line=lambda s: analysis.first_line(s, 160),
+                       suite_version=lambda e: compare.suite_version(e if isinstance(e, dict) else {}))
     return env
 
 
