@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,41 @@ def test_the_findings_come_before_every_table_of_passes_or_skips(tmp_path):
     first_card = html.index('class="cause failure"')
     assert first_card < html.index('id="verdict-table"') and first_card < html.index('id="skip-reasons"')
     assert json.dumps("one extra dimension")[1:-1] in html[:first_card + 2000]
+
+
+def test_a_library_fix_is_headlined_as_fixed_and_still_fails_the_gate(pytester, monkeypatch, tmp_path):
+    spec = f"{IMPLS}:LibraryWithAKnownDefect"
+    before, baseline = run_suite(pytester, "--ls-impl", spec, "-k", EVERY_DTYPE_AND_REDUCTION)
+    assert before.ret == 0 and {c["outcome"] for c in baseline["checks"]} >= {"xfailed"}
+    base_path = tmp_path / "baseline.json"
+    base_path.write_text(json.dumps(baseline))
+    monkeypatch.setenv("LS_SELFTEST_LIBRARY_FIXED", "1")
+    after, current = run_suite(pytester, "--ls-impl", spec, "-k", EVERY_DTYPE_AND_REDUCTION,
+                               "--ls-baseline", str(base_path))
+    assert after.ret == 1  # the gate still fails until the record no longer declares the defect
+    fixed = sum(c["outcome"] == "xpassed" for c in current["checks"])
+    assert fixed == sum(c["outcome"] == "xfailed" for c in baseline["checks"]) > 0
+    text = after.stdout.str()
+    assert f"0 new failures; {fixed} known defects no longer show: fixed? update the record" in text, text[-3000:]
+    current_path = tmp_path / "current.json"
+    current_path.write_text(json.dumps(current))
+    proc = subprocess.run([sys.executable, "-m", "reports", "compare", str(base_path), str(current_path),
+                           "-o", str(tmp_path / "compare.html")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{fixed} known defects no longer show: fixed? update the record" in proc.stdout
+    html = (tmp_path / "compare.html").read_text()
+    assert 'id="fixed-defects"' in html and "0</strong> new failures" in html
+
+
+def test_compare_refuses_a_baseline_of_which_nothing_matched(tmp_path):
+    results = _failing_results_with_many_skips()
+    other = json.loads(json.dumps(results))
+    for c in other["checks"]:
+        c["impl"] = "another_library"
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, payload in zip(paths, (other, results), strict=True):
+        path.write_text(json.dumps(payload))
+    proc = subprocess.run([sys.executable, "-m", "reports", "compare", *map(str, paths)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "none of its 301 checks" in proc.stderr

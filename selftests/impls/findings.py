@@ -1,9 +1,12 @@
 """Broken implementations for the findings self-tests (selftests/test_findings.py): each
 bug is one root cause, however many checks and cases show it."""
 
+import os
+
 import torch
 
-from selftests.impls.dropins import TargetDistributionCE
+from lsuite.records import Impl, KnownDefect
+from selftests.impls.dropins import ExclusiveMassSoldAsPyTorch, TargetDistributionCE
 
 
 class ShapeAndDenominatorBugs(TargetDistributionCE):
@@ -30,3 +33,19 @@ class RaisesOnEveryCall(TargetDistributionCE):
 
 def compare_device(index):
     return torch.zeros(()) if index < 0 else torch.zeros(())  # raises: None < 0 on CPU
+
+
+# A library whose known defect gets fixed: the record declares the exclusive-mass bug;
+# LS_SELFTEST_LIBRARY_FIXED=1 simulates the library release that fixes it.
+def _library_loss(cfg):
+    fixed = os.environ.get("LS_SELFTEST_LIBRARY_FIXED") == "1"
+    return (TargetDistributionCE if fixed else ExclusiveMassSoldAsPyTorch)(
+        weight=cfg.weight, ignore_index=-100 if cfg.ignore_index is None else cfg.ignore_index,
+        reduction=cfg.reduction, label_smoothing=cfg.eps)
+
+
+LibraryWithAKnownDefect = Impl(
+    name="LibraryWithAKnownDefect", build=_library_loss, convention="inclusive", form="ce",
+    description="declares the exclusive-mass defect; fixed when LS_SELFTEST_LIBRARY_FIXED=1",
+    known_defects=(KnownDefect("spreads eps over the K-1 other classes (exclusive)",
+                               checks=("value_and_gradient_in_every_dtype_and_reduction",)),))
