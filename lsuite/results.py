@@ -145,7 +145,7 @@ class Collector:
             "nodeid": report.nodeid,
             "outcome": None, "params": info["params"],
             "metrics": dict.fromkeys(METRIC_KEYS), "message": "", "repro": info.get("repro"),
-            "duration_s": 0.0, "causes": [],
+            "duration_s": 0.0, "causes": [], "known_defect": info.get("known_defect"),
         })
         entry["duration_s"] += float(getattr(report, "duration", 0.0))
         divergence, failures, suite_error = None, None, None

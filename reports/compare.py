@@ -158,11 +158,12 @@ def compare(baseline: dict, results: dict) -> Regression:
         before, after = outcome_of(prev), outcome_of(cur)
         change = Change(nodeid, impl_of(cur), text(cur.get("check")), before, after,
                         text(cur.get("message")))
-        if after == "xpassed" and before != "xpassed":
+        if (after == "xpassed" and before != "xpassed") or (
+                before == "xfailed" and after == "passed" and cur.get("known_defect")):
             fixed_defects.append(change)
         elif after in BAD and before not in BAD:
             new_failures.append(change)
-        elif before in BAD and after not in BAD and after != "skipped":
+        elif (before in BAD or before == "xfailed") and after in ("passed", "divergence"):
             fixes.append(change)
         elif after == "divergence" and before != "divergence":
             new_divergences.append(change)

@@ -144,3 +144,16 @@ def test_compare_refuses_a_baseline_of_which_nothing_matched(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "none of its 301 checks" in proc.stderr
+
+
+def test_pytest_and_results_json_count_a_known_defect_that_did_not_show_alike(pytester):
+    """A declared defect on a drawn check (non-strict) that does not show: passed in both."""
+    result, payload = run_suite(pytester, "--ls-impl", f"{IMPLS}:LibraryWithAKnownDefect",
+                                "-k", "sum_equals_the_sum_of_none")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    checks = [c for c in payload["checks"] if c["check"] == "sum_equals_the_sum_of_none"
+              and c["outcome"] != "skipped"]
+    assert checks and all(c["outcome"] == "passed" and c["known_defect"] for c in checks)
+    counts = result.parseoutcomes()
+    assert counts.get("passed") == len(checks) and "xpassed" not in counts, counts
+    assert f"ls: results.json: {len(checks)} passed" in result.stdout.str()
