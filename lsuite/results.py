@@ -183,7 +183,7 @@ class Collector:
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
                 "verdicts": verdicts(checks), "checks": checks,
-                "findings": report_causes.findings(checks), "benchmarks": self.benchmarks,
+                "findings": report_causes.findings(checks, env), "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate}
 
 

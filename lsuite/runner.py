@@ -61,6 +61,11 @@ class Context:
     deadline: float | None = None  # time.monotonic() by which the whole check must end
     check: str = ""  # the check's node id, for "not run: it hung in <check>"
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """How Hypothesis prints the context in "Failing test case": the implementation's
+        name and the case, not every field of the record, pool and deadline."""
+        printer.text(f"Context(impl={self.impl.name!r}, case={self.case!r}, seed={self.seed!r})")
+
     def fail(self, what: str, kind: type[CheckFailed] | None = None,
              causes: list[dict] | None = None) -> CheckFailed:
         """The failure to raise: `what` with the claim, the detail and the repro line;

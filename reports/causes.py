@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from . import repro
 from .analysis import impl_of, outcome_of, params_of, text
 
 KINDS = ("raised", "crashed", "timeout", "not_run", "not_a_tensor", "wrong_shape",
@@ -120,8 +121,11 @@ def num_ratio(check: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def findings(checks: list[dict]) -> list[dict]:
-    """One finding per implementation, outcome group and cause, largest first."""
+def findings(checks: list[dict], environment: dict | None = None) -> list[dict]:
+    """One finding per implementation, outcome group and cause, largest first; with the
+    run's `environment`, each with a repro script (reports/repro.py)."""
+    env = environment if isinstance(environment, dict) else {}
+    records = {text(i.get("name")): i for i in env.get("impls") or () if isinstance(i, dict)}
     groups: dict[tuple, list[dict]] = {}
     for c in checks:
         group = GROUPS.get(outcome_of(c))
@@ -147,6 +151,9 @@ def findings(checks: list[dict]) -> list[dict]:
             "nodeid": text(first.get("nodeid")), "repro": first.get("repro"),
             "traceback": (cause or {}).get("traceback"),
         }
+        record = records.get(impl)
+        finding["script"] = None if record is None or group == "divergence" else repro.script(
+            first, record, env.get("seed"), finding["summary"])
         out.append(finding)
     order = list(dict.fromkeys(GROUPS.values()))
     out.sort(key=lambda f: (f["impl"], order.index(f["outcome"]), -f["count"]))
@@ -163,4 +170,5 @@ def of_results(results: dict) -> list[dict]:
     recorded = results.get("findings")
     if isinstance(recorded, list) and all(isinstance(f, dict) for f in recorded):
         return recorded
-    return findings([c for c in results.get("checks") or () if isinstance(c, dict)])
+    return findings([c for c in results.get("checks") or () if isinstance(c, dict)],
+                    results.get("environment"))

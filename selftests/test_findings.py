@@ -157,3 +157,18 @@ def test_pytest_and_results_json_count_a_known_defect_that_did_not_show_alike(py
     counts = result.parseoutcomes()
     assert counts.get("passed") == len(checks) and "xpassed" not in counts, counts
     assert f"ls: results.json: {len(checks)} passed" in result.stdout.str()
+
+
+def test_a_findings_repro_script_runs_and_prints_the_reference_beside_theirs(pytester, tmp_path):
+    _, payload = run_suite(pytester, "--ls-impl", f"{IMPLS}:ShapeAndDenominatorBugs",
+                           "-k", EVERY_DTYPE_AND_REDUCTION + " and float64")
+    scripts = {f["cause"][0]: f["script"] for f in findings_of(payload, "ShapeAndDenominatorBugs")}
+    (tmp_path / "repro.py").write_text(scripts["over_budget"])
+    proc = subprocess.run([sys.executable, str(tmp_path / "repro.py")], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs, ours = (float(line.split(":")[1].split()[0]) for line in proc.stdout.splitlines()[:2])
+    assert theirs != pytest.approx(ours)  # the wrong denominator, shown by the script alone
+    assert "load(" in scripts["over_budget"] and str(IMPLS) in scripts["over_budget"]
+    repro = next(f["repro"] for f in findings_of(payload, "ShapeAndDenominatorBugs"))
+    assert '--ls-report-dir "$(mktemp -d)"' in repro
