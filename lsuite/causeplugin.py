@@ -72,6 +72,8 @@ def lines(findings: list[dict]) -> list[str]:
         checks = ", ".join(f["checks"][:3]) + (f" +{len(f['checks']) - 3}" if len(f["checks"]) > 3 else "")
         out.append(f"ls: {f['impl']}: {f['summary']} — {f['count']} check{'s' * (f['count'] != 1)} "
                    f"({checks})")
+        if f.get("computes"):
+            out.append(f"      {f['computes']}")
         varying = ", ".join(f"{a}" for a in f["axes_varying"])
         if varying:
             out.append(f"      across {varying}")

@@ -66,6 +66,12 @@ def key_of(check: dict) -> tuple:
         return (kind, _quantity(cause.get("quantity")), text(data.get("relation")))
     if kind == "nan_inf_pattern":
         return (kind, text(check.get("kind")), _quantity(cause.get("quantity")), text(data.get("pattern")))
+    computed = cause.get("computes") if isinstance(cause.get("computes"), dict) else {}
+    if kind == "over_budget" and computed.get("closest"):  # one diagnosis, value and grad alike
+        denominator = text(computed.get("denominator_label"))
+        as_claimed = computed.get("reduction") != "mean" or denominator == computed.get("claimed_denominator")
+        return (kind, text(check.get("kind")), "computes", text(computed.get("closest")),
+                "" if as_claimed else denominator)
     if kind in COMPARED:
         return (kind, text(check.get("kind")), _quantity(cause.get("quantity")))
     return (kind, _quantity(cause.get("quantity")))
@@ -107,6 +113,13 @@ def summary(key: tuple, checks: list[dict], cause: dict | None) -> str:
         return f"{key[1]} has the wrong shape: {key[2]} (e.g. {text(cause.get('detail'))})"
     if kind == "nan_inf_pattern":
         return f"{key[2]} in {key[1]} checks: {key[3]}"
+    if kind == "over_budget" and key[2] == "computes":
+        claimed = text((cause.get("computes") or {}).get("claimed"))
+        what = (f"its value and gradient follow the {key[3]} convention" if key[3] != claimed
+                else f"its targets are the claimed {claimed} ones")
+        if key[4]:
+            what += f", but its mean divides by {key[4]}"
+        return f"{what} ({key[1]} checks over budget; claims {claimed})"
     if kind == "over_budget":
         ratios = [r for r in (num_ratio(c) for c in checks) if r is not None]
         return f"{key[2]} over its budget in {key[1]} checks{_ratio_words(ratios)}"
@@ -151,6 +164,10 @@ def findings(checks: list[dict], environment: dict | None = None) -> list[dict]:
             "nodeid": text(first.get("nodeid")), "repro": first.get("repro"),
             "traceback": (cause or {}).get("traceback"),
         }
+        computed = next((p["computes"] for c in sorted(members, key=_precise_first) for p in parts_of(c)
+                         if isinstance(p.get("computes"), dict)), None)
+        finding["computes"] = None if computed is None else text(computed.get("sentence"))
+        finding["computed"] = computed
         record = records.get(impl)
         finding["script"] = None if record is None or group == "divergence" else repro.script(
             first, record, env.get("seed"), finding["summary"])
@@ -158,6 +175,16 @@ def findings(checks: list[dict], environment: dict | None = None) -> list[dict]:
     order = list(dict.fromkeys(GROUPS.values()))
     out.sort(key=lambda f: (f["impl"], order.index(f["outcome"]), -f["count"]))
     return out
+
+
+def _precise_first(check: dict) -> tuple:
+    """float64 cases first, then the fewest classes (where conventions differ the most)."""
+    params = params_of(check)
+    order = ("float64", "float32")
+    dtype = text(params.get("dtype"))
+    K = params.get("K")
+    return (order.index(dtype) if dtype in order else len(order),
+            K if isinstance(K, int) and K >= 3 else 1 << 30)
 
 
 def _first_line(message) -> str:

@@ -172,3 +172,21 @@ def test_a_findings_repro_script_runs_and_prints_the_reference_beside_theirs(pyt
     assert "load(" in scripts["over_budget"] and str(IMPLS) in scripts["over_budget"]
     repro = next(f["repro"] for f in findings_of(payload, "ShapeAndDenominatorBugs"))
     assert '--ls-report-dir "$(mktemp -d)"' in repro
+
+
+def test_what_it_computes_names_the_wrong_axis_and_the_exclusive_convention(pytester):
+    result, payload = run_suite(pytester, "--ls-impl", f"{IMPLS}:SmoothsOverTheLastDimension",
+                                "--ls-impl", f"{ROOT / 'selftests' / 'impls' / 'dropins.py'}:ExclusiveMassSoldAsPyTorch",
+                                "-k", "every_dtype_and_reduction or nd_and_unbatched")
+    assert result.ret == 1
+    (axis,) = findings_of(payload, "SmoothsOverTheLastDimension")
+    assert axis["computed"]["closest"] is None  # no known convention: say what it is instead
+    assert axis["computed"]["total"] == pytest.approx(1.45, abs=0.01)  # 1 - 0.1 + 11 x 0.1/2
+    assert axis["computed"]["other"] == pytest.approx(0.05, abs=1e-3)
+    assert "ε divided by dimension 3 of the (16, 11, 3, 2) input, of size 2" in axis["computes"]
+    assert "claims inclusive ε/K = 0.009091" in axis["computes"]
+    exclusive = findings_of(payload, "ExclusiveMassSoldAsPyTorch")
+    named = [f for f in exclusive if f["computed"] and f["computed"]["closest"] == "exclusive"]
+    assert named and "follow the exclusive convention" in named[0]["summary"]
+    assert named[0]["computed"]["other"] == pytest.approx(0.1 / 10, rel=1e-3)  # ε/(K-1), K = 11
+    assert named[0]["count"] >= 0.9 * sum(f["count"] for f in exclusive)  # value and grad: one cause

@@ -51,3 +51,16 @@ LibraryWithAKnownDefect = Impl(
                                checks=("value_and_gradient_in_every_dtype_and_reduction",)),
                    # never shows: sum and none agree whatever the mass (a drawn check: non-strict)
                    KnownDefect("declared on a check it passes", checks=("sum_equals_the_sum_of_none",))))
+
+
+class SmoothsOverTheLastDimension(TargetDistributionCE):
+    """Spreads ε over the size of the input's last dimension instead of the class dimension
+    (Keras 3.15.1 with axis=1 on an (N, K, d1, d2) input, issue 20): right for 2-D input."""
+
+    def forward(self, input, target):
+        self.last = input.shape[-1]
+        return super().forward(input, target)
+
+    def targets(self, target, num_classes, dtype):
+        q, keep, safe = super().targets(target, num_classes, dtype)
+        return q - self.eps / num_classes + self.eps / self.last, keep, safe
