@@ -44,7 +44,18 @@ def part(kind: str, quantity: str, detail: str = "", **data) -> dict:
     """One cause: `kind` (KINDS), the compared `quantity` ("out", "value", "grad", ...), a
     one-line `detail` with the specifics, and plain-number `data`."""
     return {"kind": kind, "quantity": quantity, "detail": detail,
-            "data": {k: v for k, v in data.items() if v is not None}}
+            "data": {k: _plain(v) for k, v in data.items() if v is not None}}
+
+
+def _plain(value):
+    """JSON- and execnet-safe: NumPy scalars become Python numbers, lists stay lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def wrong_shape(quantity: str, actual, expected) -> dict:

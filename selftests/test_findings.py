@@ -34,7 +34,9 @@ def test_one_wrong_shape_and_one_wrong_denominator_are_two_findings(pytester):
     assert "one extra dimension" in shape["summary"] and shape["axes_constant"]["reduction"] == "none"
     assert "dtype" in shape["axes_varying"]  # one finding across every dtype
     value = next(f for f in found if f["cause"][0] == "over_budget")
-    assert value["cause"][1:] == ["reference", "value"] and value["axes_constant"]["reduction"] == "mean"
+    assert value["cause"][1:] == ["reference", "computes", "inclusive", "every element (N·K)"]
+    assert "its mean divides by every element (N·K)" in value["summary"]
+    assert value["axes_constant"]["reduction"] == "mean"
     failed = [c for c in payload["checks"] if c["outcome"] == "failed"]
     assert sum(f["count"] for f in found) == len(failed) > 2
     text = result.stdout.str()
