@@ -159,7 +159,7 @@ def findings(checks: list[dict], environment: dict | None = None) -> list[dict]:
             "count": len(members),
             "checks": sorted({text(c.get("check")) for c in members}),
             "axes_varying": varying, "axes_constant": constant,
-            "also": sorted(" ".join(k) for k in also),
+            "also": sorted(also),
             "example": text((cause or {}).get("detail")) or _first_line(first.get("message")),
             "nodeid": text(first.get("nodeid")), "repro": first.get("repro"),
             "traceback": (cause or {}).get("traceback"),

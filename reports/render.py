@@ -24,7 +24,7 @@ from .load import ResultsError, validate
 TEMPLATES = Path(__file__).parent / "templates"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # a results digest as files.write_results gives it
 # environment fields the run header lays out itself; any other field is listed as it is
-HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "command", "python", "torch",
+HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "suite_version", "command", "python", "torch",
                  "numpy", "scipy", "platform", "cpu", "torch_threads", "cuda", "seed",
                  "hypothesis_profile", "hypothesis_seed", "workers", "impls"}
 
