@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
-from . import benchdiff
+from . import benchdiff, causes
 from .analysis import conformance_checks, impl_of, outcome_of, text, verdict_of
 from .inputs import check_fields, input_kinds
 from .load import SCHEMA, ResultsError
@@ -151,6 +151,7 @@ def merge(inputs: list[tuple[str, dict]], *, force: bool = False) -> dict:
     for check in conformance_checks(merged):
         counts.setdefault(impl_of(check), Counter())[outcome_of(check)] += 1
     merged["verdicts"] = {impl: verdict_of(c) for impl, c in counts.items()}
+    merged["findings"] = causes.findings(checks, env)  # regrouped over every input's checks
     return merged
 
 
