@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis.vendor.pretty import pretty
 from PIL import Image
 
+from lsuite import catalog
+from lsuite.cases import Case
+from lsuite.runner import Context
 from reports import write_report
 from selftests.test_plugin import ROOT, run_suite
 
@@ -192,3 +196,12 @@ def test_what_it_computes_names_the_wrong_axis_and_the_exclusive_convention(pyte
     assert named and "follow the exclusive convention" in named[0]["summary"]
     assert named[0]["computed"]["other"] == pytest.approx(0.1 / 10, rel=1e-3)  # ε/(K-1), K = 11
     assert named[0]["count"] >= 0.9 * sum(f["count"] for f in exclusive)  # value and grad: one cause
+
+
+def test_a_hypothesis_failure_prints_the_context_in_one_short_line():
+    """Hypothesis's "Failing test case" prints its arguments: the record's every field, the
+    pool and the deadline made a ~60-line dump (issue 20); now the name and the case."""
+    impl = next(iter(catalog.by_name().values()))
+    shown = pretty(Context(impl=impl, case=Case(), pool=object(), deadline=123.0))
+    assert shown.startswith(f"Context(impl={impl.name!r}, case=Case(") and "\n" not in shown
+    assert len(shown) < 400 and "deadline" not in shown and "pool" not in shown
