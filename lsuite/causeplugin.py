@@ -31,7 +31,7 @@ def pytest_runtest_makereport(item, call):
         found = causes.of(excinfo.value)
         if not found and call.when == "call":
             name = type(excinfo.value).__name__
-            found = [causes.part("failed", name, f"{name} outside the runner's checks",
+            found = [causes.part("failed", name, f"{name} with no structured cause (see the message)",
                                  exception=name)]
         if found:
             results.record_causes(report, found)

@@ -62,6 +62,8 @@ def key_of(check: dict) -> tuple:
     kind, data = text(cause.get("kind")), cause.get("data") or {}
     if kind == "raised":
         return (kind, text(cause.get("quantity")), text(data.get("exception")), text(cause.get("site")))
+    if kind == "failed":  # no structured cause: one finding per check and exception type
+        return (kind, text(check.get("check")), text(cause.get("quantity")))
     if kind == "wrong_shape":
         return (kind, _quantity(cause.get("quantity")), text(data.get("relation")))
     if kind == "nan_inf_pattern":
@@ -103,8 +105,9 @@ def _ratio_words(ratios: list[float]) -> str:
 def summary(key: tuple, checks: list[dict], cause: dict | None) -> str:
     """One line saying what failed, without any one case's numbers."""
     kind = key[0]
-    if cause is None:
-        return f"check {key[1]} failed (no cause recorded: see the message)"
+    if cause is None or kind == "failed":
+        raised = f" ({key[2]})" if len(key) > 2 and key[2] else ""
+        return f"check {key[1]} failed{raised}; no structured cause recorded: see the message"
     data = cause.get("data") or {}
     if kind == "raised":
         where = f" at {key[3]}" if key[3] else ""
