@@ -301,8 +301,7 @@ def pytest_generate_tests(metafunc):
 
 
 def _repro(item, impl: Impl) -> str:
-    """A shell command that reruns this one check (every argument quoted for the shell),
-    writing its report into a fresh directory, never over the run's own."""
+    """A shell command rerunning this one check (quoted for the shell), into a fresh report dir."""
     extra = "" if impl.origin == "builtin" else f" --ls-impl {shlex.quote(impl.origin)}"
     return f'python -m pytest {shlex.quote(item.nodeid)}{extra} --ls-report-dir "$(mktemp -d)"'
 
