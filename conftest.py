@@ -7,5 +7,6 @@ pytest_plugins = (
     "lsuite.pytest_plugin.benchplugin",
     "lsuite.pytest_plugin.selection",
     "lsuite.pytest_plugin.checkedplugin",
+    "lsuite.pytest_plugin.causeplugin",
     "pytester",
 )

@@ -29,10 +29,11 @@ def one_line(text) -> str:
 
 
 def repro(nodeid: str, impl_origin: str | None = None) -> str:
-    """A shell command that reruns one check (every argument quoted for the shell);
-    `impl_origin`: the --ls-impl source of an implementation that is not built in."""
+    """A shell command that reruns one check (every argument quoted for the shell) into a
+    fresh report directory; `impl_origin`: the --ls-impl source of an implementation that is
+    not built in."""
     extra = "" if impl_origin is None else f" --ls-impl {shlex.quote(impl_origin)}"
-    return f"python -m pytest {shlex.quote(nodeid)}{extra}"
+    return f'python -m pytest {shlex.quote(nodeid)}{extra} --ls-report-dir "$(mktemp -d)"'
 
 
 __all__ = ["MESSAGE_CHARS", "clean_text", "one_line", "repro", "safe_text"]

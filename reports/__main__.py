@@ -22,6 +22,8 @@ from lsresults.files import results_bytes, sha256_hex, write_atomic
 from lsresults.load import ResultsError, load_results, read_results, validate
 from lsresults.text import one_line
 
+from .compare import compare, suite_version
+
 PROG = "python -m reports"
 
 
@@ -70,8 +72,16 @@ def _build(args) -> list[str]:
 def _compare(args) -> list[str]:
     baseline = load_results(args.baseline)
     results, digest = read_results(args.results)
+    regression = compare(baseline, results)
+    if regression.nothing_matched:
+        raise ResultsError(f"{args.baseline}: none of its {len(regression.removed)} checks matches a check "
+                           f"of {args.results} (same implementation, check and case): not a baseline of these "
+                           "checks; compare runs of the same implementations")
     out = Path(args.output) if args.output else Path(args.results).parent / "compare.html"
-    return [str(_render(results, out, baseline=baseline, results_sha256=digest))]
+    return [f"baseline: suite {suite_version(regression.baseline_env)}; this run: suite "
+            f"{suite_version(regression.current_env)}",
+            regression.headline(),
+            str(_render(results, out, baseline=baseline, results_sha256=digest))]
 
 
 def _merge(args) -> list[str]:

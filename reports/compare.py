@@ -1,6 +1,11 @@
 """Regression: what changed between a baseline results dict and the current one.
 
-Checks are matched by nodeid (stable across runs: impl, device and case are in the id).
+Checks are matched by what they are, never where they ran (`check_key`): implementation,
+check name, case parameters and the test id's bracketed part (built from the same), so a
+baseline made from an installed copy of the suite matches a run from a checkout; a node
+id's path and the Python version are not part of it. Each matched check's change is named
+for what it is (`Transitions`): a known defect that no longer shows is "fixed? update the
+record", not a new failure, though the gate still fails on it until the record changes.
 The two drift thresholds below decide what is worth a reader's attention; each carries
 its reason. Benchmarks are matched and judged by lsresults/benchdiff.py, the same code and
 the same recorded thresholds as the gate (lsuite/benchmarking/regression.py), so the report's
@@ -9,11 +14,13 @@ benchmark regressions are exactly the ones that fail a gated run.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lsresults import benchdiff
 
+from . import causes
 from .analysis import (
     BAD,
     MEASURED,
@@ -62,14 +69,38 @@ class Drift:
 class Regression:
     baseline_env: dict
     baseline_complete: bool
-    new_failures: list[Change]
-    fixes: list[Change]
+    new_failures: list[Change]  # passed (or new divergence, skipped) -> failed / error
+    fixes: list[Change]  # failed -> passed
     other_changes: list[Change]
     added: list[dict]
     removed: list[dict]
     drift: list[Drift]
     bench: benchdiff.BenchDiff  # every matched benchmark, and the gate's decisions on them
     gate: dict | None  # what the current run's own gate recorded (results.json benchmark_gate)
+    fixed_defects: list[Change] = field(default_factory=list)  # known defect no longer shows
+    new_divergences: list[Change] = field(default_factory=list)
+    changed_defects: list[Change] = field(default_factory=list)  # known defect, other cause
+    matched: int = 0  # checks present in both runs
+    current_env: dict = field(default_factory=dict)
+
+    @property
+    def nothing_matched(self) -> bool:
+        """A non-empty baseline of which no check matched: not comparable at all."""
+        return self.matched == 0 and bool(self.removed)
+
+    def headline(self) -> str:
+        """The one line the terminal, the report and `reports compare` lead with."""
+        parts = [f"{len(self.new_failures)} new failure{'s' * (len(self.new_failures) != 1)}"]
+        if self.fixed_defects:
+            parts.append(f"{len(self.fixed_defects)} known defect{'s' * (len(self.fixed_defects) != 1)} "
+                         "no longer show: fixed? update the record")
+        for items, words in ((self.new_divergences, "new divergence"),
+                             (self.changed_defects, "known defect now failing differently"),
+                             (self.fixes, "failure fixed")):
+            if items:
+                parts.append(f"{len(items)} {words}{'s' if len(items) != 1 and words[-1] != 'y' else ''}")
+        parts.append(f"{self.matched} checks matched, {len(self.added)} added, {len(self.removed)} removed")
+        return "; ".join(parts)
 
     @property
     def bench_flagged(self) -> list[benchdiff.Pair]:
@@ -78,8 +109,25 @@ class Regression:
         return sorted(moved, key=lambda p: not p.regressed)
 
 
-def _by_nodeid(results: dict) -> dict[str, dict]:
-    return {text(c.get("nodeid")): c for c in results.get("checks") or ()}
+def check_key(check: dict) -> str:
+    """What a check is: implementation, check name, case parameters, and the bracketed id
+    pytest built from them (it tells apart parametrisations with equal params)."""
+    nodeid = text(check.get("nodeid"))
+    bracket = nodeid[nodeid.find("["):] if "[" in nodeid else ""
+    params = json.dumps(params_of(check), sort_keys=True, default=str)
+    return "\x1f".join((impl_of(check), text(check.get("check")), params, bracket))
+
+
+def _by_key(results: dict) -> dict[str, dict]:
+    return {check_key(c): c for c in results.get("checks") or () if isinstance(c, dict)}
+
+
+def suite_version(env: dict) -> str:
+    """The suite that made a run: package version and commit, where recorded."""
+    version, commit = text(env.get("suite_version")), text(env.get("suite_commit"))
+    if version and commit:
+        return f"{version} (commit {commit})"
+    return version or (f"commit {commit}" if commit else "unrecorded")
 
 
 def _drift(nodeid: str, old: dict, new: dict) -> list[Drift]:
@@ -99,25 +147,37 @@ def _drift(nodeid: str, old: dict, new: dict) -> list[Drift]:
 
 
 def compare(baseline: dict, results: dict) -> Regression:
-    old, new = _by_nodeid(baseline), _by_nodeid(results)
+    old, new = _by_key(baseline), _by_key(results)
     new_failures, fixes, other, drift = [], [], [], []
-    for nodeid, cur in new.items():
-        prev = old.get(nodeid)
+    fixed_defects, new_divergences, changed_defects = [], [], []
+    matched = 0
+    for key, cur in new.items():
+        prev = old.get(key)
         if prev is None:
             continue
+        matched += 1
+        nodeid = text(cur.get("nodeid"))
         before, after = outcome_of(prev), outcome_of(cur)
         change = Change(nodeid, impl_of(cur), text(cur.get("check")), before, after,
                         text(cur.get("message")))
-        if after in BAD and before not in BAD:
+        if (after == "xpassed" and before != "xpassed") or (
+                before == "xfailed" and after == "passed" and cur.get("known_defect")):
+            fixed_defects.append(change)
+        elif after in BAD and before not in BAD:
             new_failures.append(change)
-        elif before in BAD and after not in BAD and after != "skipped":
+        elif (before in BAD or before == "xfailed") and after in ("passed", "divergence"):
             fixes.append(change)
+        elif after == "divergence" and before != "divergence":
+            new_divergences.append(change)
+        elif (before == after == "xfailed" and causes.parts_of(prev) and causes.parts_of(cur)
+              and causes.key_of(prev) != causes.key_of(cur)):
+            changed_defects.append(change)
         elif before != after:
             other.append(change)
         if after in MEASURED and before in MEASURED:
             drift += _drift(nodeid, prev, cur)
-    added = [c for n, c in new.items() if n not in old]
-    removed = [c for n, c in old.items() if n not in new]
+    added = [c for k, c in new.items() if k not in old]
+    removed = [c for k, c in old.items() if k not in new]
     drift.sort(key=lambda d: -d.factor)
 
     bench = benchdiff.diff(baseline.get("benchmarks") or [], results.get("benchmarks") or [],
@@ -131,4 +191,7 @@ def compare(baseline: dict, results: dict) -> Regression:
         baseline_complete=baseline.get("complete") is True,
         new_failures=new_failures, fixes=fixes, other_changes=other,
         added=added, removed=removed, drift=drift, bench=bench,
-        gate=gate if isinstance(gate, dict) else None)
+        gate=gate if isinstance(gate, dict) else None,
+        fixed_defects=fixed_defects, new_divergences=new_divergences,
+        changed_defects=changed_defects, matched=matched,
+        current_env=results.get("environment") or {})

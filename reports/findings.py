@@ -56,7 +56,8 @@ def findings(results: dict, outcomes: frozenset[str]) -> dict[str, list[Finding]
         outcome = outcome_of(c)
         if outcome not in outcomes:
             continue
-        message = text(c.get("message")).strip() or f"({outcome}, no message recorded)"
+        message = _without_repro(text(c.get("message")), text(c.get("repro"))).strip() \
+            or f"({outcome}, no message recorded)"
         key = (impl_of(c), message)
         if key not in groups:
             cut = len(message) > MESSAGE_CHARS
@@ -71,6 +72,13 @@ def findings(results: dict, outcomes: frozenset[str]) -> dict[str, list[Finding]
     for items in out.values():
         items.sort(key=lambda f: -f.count)
     return dict(out)
+
+
+def _without_repro(message: str, repro: str) -> str:
+    """The message without its check's own repro line: shown once, beside it."""
+    if not repro:
+        return message
+    return "\n".join(line for line in message.splitlines() if line.strip() != f"repro: {repro}")
 
 
 def skip_reasons(results: dict) -> dict[str, list[tuple[str, int]]]:

@@ -33,6 +33,7 @@ from lsresults.inputs import check_fields, input_kinds
 from lsresults.load import SCHEMA, ResultsError
 from lsresults.verdicts import verdict_of
 
+from . import causes
 from .analysis import conformance_checks, impl_of, outcome_of, text
 
 # outcomes from mildest to worst: what "the worst outcome" of a nodeid means
@@ -153,6 +154,7 @@ def merge(inputs: list[tuple[str, dict]], *, force: bool = False) -> dict:
     for check in conformance_checks(merged):
         counts.setdefault(impl_of(check), Counter())[outcome_of(check)] += 1
     merged["verdicts"] = {impl: verdict_of(c) for impl, c in counts.items()}
+    merged["findings"] = causes.findings(checks, env)  # regrouped over every input's checks
     return merged
 
 

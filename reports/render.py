@@ -21,12 +21,12 @@ from lsresults import benchdiff
 from lsresults.files import write_atomic
 from lsresults.load import ResultsError, validate
 
-from . import accuracy, analysis, charts, compare, conventions, findings, sections
+from . import accuracy, analysis, causes, charts, compare, conventions, findings, sections
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # a results digest as files.write_results gives it
 # environment fields the run header lays out itself; any other field is listed as it is
-HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "command", "python", "torch",
+HEADER_FIELDS = {"started", "finished", "duration_s", "suite_commit", "suite_version", "command", "python", "torch",
                  "numpy", "scipy", "platform", "cpu", "torch_threads", "cuda", "seed",
                  "hypothesis_profile", "hypothesis_seed", "workers", "impls"}
 
@@ -100,7 +100,8 @@ def _environment():
     env.filters.update(err=fmt_err, ratio=fmt_ratio, num=fmt_num, bytes=fmt_bytes,
                        seconds=fmt_seconds, pct=fmt_pct, text=analysis.text,
                        params=findings.params_summary, measured=findings.measured,
-                       first_line=lambda s: analysis.first_line(s, 160))
+                       first_line=lambda s: analysis.first_line(s, 160),
+                       suite_version=lambda e: compare.suite_version(e if isinstance(e, dict) else {}))
     return env
 
 
@@ -175,6 +176,7 @@ def context(results: dict, baseline: dict | None = None) -> dict:
         "example_k": example_params["K"], "example_eps": example_params["eps"],
         "example_target": example_params["target"], "example_pad": example_params["pad_index"],
         "coinciding": conventions.coinciding(example),
+        "root_causes": causes.of_results(results),
         "equivalences": findings.equivalence_checks(results),
         "failures": findings.findings(results, analysis.BAD),
         "known": findings.findings(results, frozenset({"xfailed"})),

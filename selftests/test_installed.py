@@ -12,6 +12,7 @@ packaging: its metadata, package data, entry points and the installed checks.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -92,3 +93,30 @@ def test_installed_suite_exits_with_the_gates_status_on_a_wrong_loss(installed):
     proc = _suite(installed, "theirpackage.losses:Exclusive", "ci-bad")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "Exclusive" in proc.stdout and "failed" in proc.stdout
+
+
+def test_a_baseline_from_the_installed_suite_matches_a_run_from_the_checkout(installed, tmp_path):
+    """Checks are keyed by what they are, not where the suite was installed (issue 20)."""
+    python, project = installed
+    base = _suite(installed, "theirpackage.losses:Loss", "ci-base")
+    assert base.returncode == 0, base.stdout[-3000:]
+    out = tmp_path / "checkout-out"
+    here = subprocess.run([sys.executable, "-m", "pytest", "suites", "--ls-impl", "theirpackage.losses:Loss",
+                           "--ls-report-dir", str(out), "-p", "no:cacheprovider", "-q",
+                           "-k", "test_conformance and (float32 or float64)"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(project)})
+    assert here.returncode == 0, here.stdout[-3000:]
+    baseline = json.loads((project / "ci-base" / "results.json").read_text())
+    current = json.loads((out / "results.json").read_text())
+    assert {c["nodeid"] for c in baseline["checks"]}.isdisjoint(c["nodeid"] for c in current["checks"])
+    assert baseline["environment"]["suite_version"] and baseline["environment"]["suite_commit"] is None
+    assert current["environment"]["suite_commit"]  # run from a checkout: its commit
+    n = len(current["checks"])
+    assert n == len(baseline["checks"]) > 10
+    proc = subprocess.run([sys.executable, "-m", "reports", "compare", str(project / "ci-base" / "results.json"),
+                           str(out / "results.json"), "-o", str(tmp_path / "compare.html")],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"0 new failures; {n} checks matched, 0 added, 0 removed" in proc.stdout, proc.stdout
+    assert f"suite {baseline['environment']['suite_version']}" in proc.stdout

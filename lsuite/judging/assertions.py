@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lsuite.running import causes
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -82,24 +84,58 @@ def _at(index: tuple[int, ...]) -> str:
 
 
 def problem(what: str, actual, expected, budget: Budget, diff: Difference | None = None) -> str | None:
-    """The one-line verdict of a comparison: None when within budget, else what is wrong."""
+    """The one-line verdict of a comparison: None when within budget, else what is wrong,
+    as a causes.Explained carrying what failed as data (`cause`)."""
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     d = measure(actual, expected) if diff is None else diff
     if d.shape_mismatch:
-        return f"{what}: {d.shape_mismatch}"
+        return causes.Explained(f"{what}: {d.shape_mismatch}",
+                                [causes.wrong_shape(what, actual.shape, expected.shape)])
     if d.pattern_index is not None:
         i = d.pattern_index
-        return (f"{what}{_at(i)}={float(actual[i])!r}, but should be {float(expected[i])!r} (NaN/inf where the "
-                f"expected value has none, or the reverse: {d.pattern_count}/{d.total} elements)")
+        return causes.Explained(
+            f"{what}{_at(i)}={float(actual[i])!r}, but should be {float(expected[i])!r} (NaN/inf where the "
+            f"expected value has none, or the reverse: {d.pattern_count}/{d.total} elements)",
+            [cause(what, actual, expected, budget, d)])
     if d.max_abs > budget.allowed:
         i = d.worst_index
         with np.errstate(invalid="ignore"):
             over = int(np.sum(np.abs(actual - expected) > budget.allowed))
         at = f" at {_at(i)}" if i else ""
-        return (f"{what}: max abs error {d.max_abs:.3g}{at} exceeds the budget {budget}; "
-                f"{over}/{d.total} elements over budget; out={float(actual[i])!r}, but should be "
-                f"{float(expected[i])!r}")
+        return causes.Explained(
+            f"{what}: max abs error {d.max_abs:.3g}{at} exceeds the budget {budget}; "
+            f"{over}/{d.total} elements over budget; out={float(actual[i])!r}, but should be "
+            f"{float(expected[i])!r}", [cause(what, actual, expected, budget, d)])
     return None
+
+
+def _pattern(actual, expected) -> str:
+    """Which way the NaN/inf patterns differ, in words without the case's numbers."""
+    kinds = []
+    finite_expected = np.isfinite(expected)
+    if np.any(np.isnan(actual) & finite_expected):
+        kinds.append("NaN where the expected value is finite")
+    if np.any(np.isinf(actual) & finite_expected):
+        kinds.append("inf where the expected value is finite")
+    if np.any(np.isfinite(actual) & ~finite_expected):
+        kinds.append("finite where NaN/inf is expected")
+    if not kinds:
+        kinds.append("NaN and inf swapped")
+    return ", ".join(kinds)
+
+
+def cause(what: str, actual, expected, budget: Budget, d: Difference) -> dict:
+    """What failed in a comparison over budget, as data (lsuite/running/causes.py): the NaN/inf
+    pattern, or the value over budget with the typical ratio actual/expected (a wrong
+    denominator or scale shows as one ratio on every element)."""
+    if d.pattern_index is not None:
+        return causes.part("nan_inf_pattern", what, f"{what}: {_pattern(actual, expected)}",
+                           pattern=_pattern(actual, expected), elements=d.pattern_count, total=d.total)
+    ok = np.isfinite(actual) & np.isfinite(expected) & (np.abs(expected) > 0)
+    ratio = float(np.median(actual[ok] / expected[ok])) if ok.any() else None
+    detail = f"{what} over budget (max abs error {d.max_abs:.3g} > {budget.allowed:.3g})"
+    return causes.part("over_budget", what, detail, max_abs=d.max_abs, budget=budget.allowed,
+                       ratio=ratio)
 
 
 def assert_close(what: str, actual, expected, budget: Budget,

@@ -32,6 +32,7 @@ from lsuite.judging.properties import (
 )
 from lsuite.judging.torch_error import weighted_neg_entropy
 from lsuite.record import claims
+from lsuite.running import causes
 from lsuite.running.runner import Context, Feed, run
 
 GRADIENTS = tolerances.LINEAR_GRADIENTS
@@ -146,7 +147,7 @@ def check_linear_against_reference(ctx: Context) -> dict:
             problems.append(judged.problem)
     ctx.record(metrics)
     if problems:
-        raise ctx.fail("; ".join(problems))
+        raise ctx.fail("; ".join(problems), causes=causes.of_texts(problems))
     return metrics
 
 

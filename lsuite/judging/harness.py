@@ -20,10 +20,11 @@ import torch
 
 import reference
 from lsuite.inputs.cases import make_inputs
-from lsuite.judging import assertions, severity, tolerances
+from lsuite.judging import assertions, effective, severity, tolerances
 from lsuite.judging.attainable import attainable, finite_max, true_classes
 from lsuite.judging.torch_error import pytorch_outputs
 from lsuite.record import claims
+from lsuite.running import causes
 from lsuite.running.runner import Context, Feed, run
 
 
@@ -111,9 +112,15 @@ def check_against_reference(ctx: Context) -> dict:
             elif found:
                 problems.append(found)
     if problems:
-        raise ctx.fail("; ".join(problems + divergences))
+        found = causes.of_texts(problems)
+        computes = _what_it_computes(ctx, inputs, out) if any(
+            c["kind"] in ("over_budget", "nan_inf_pattern") for c in found) else None
+        if computes is not None:
+            found = [dict(c, computes=computes) for c in found]
+        raise ctx.fail("; ".join(problems + divergences), causes=found)
     if divergences:
-        raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged)
+        raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged,
+                       causes=causes.of_texts(found for *_, found in judged if found))
     return metrics
 
 
@@ -126,6 +133,33 @@ def upstream_of(inputs):
 def scaled(outputs, upstream):
     """PyTorch's own (value, gradient) with the gradient times a scalar upstream gradient."""
     return outputs if upstream is None else (outputs[0], outputs[1] * upstream)
+
+
+def _what_it_computes(ctx: Context, inputs, out) -> dict | None:
+    """The target distribution and denominator its gradient implies (lsuite/judging/effective.py),
+    for a cross-entropy record with class-index targets and no class weights; None else."""
+    case, impl = ctx.case, ctx.impl
+    if (impl.input not in ("logits", "log_probs") or impl.form not in ("ce", "kl")
+            or case.targets != "index" or inputs.weight is not None or out.grad is None
+            or np.shape(out.grad) != np.shape(inputs.logits)):
+        return None
+    logits = np.asarray(inputs.logits, dtype=float)
+    rows = reference.rows_last(logits).shape[0]
+    if case.reduction == "mean":
+        claimed = reference.denominator(inputs.logits, inputs.target, inputs.spec)
+        denominators = {"the non-ignored rows": claimed, "every row": float(rows),
+                        "the batch": float(logits.shape[0]) if logits.ndim > 1 else 1.0,
+                        "every element (N·K)": float(logits.size)}
+    else:
+        denominators = {"1 (no mean)": 1.0}
+    try:
+        return effective.recover(inputs.logits, inputs.target, out.grad, eps=case.eps,
+                                 claimed=impl.convention, reduction=case.reduction,
+                                 denominators=denominators, cotangent=inputs.cotangent,
+                                 ignore_index=inputs.spec.ignore_index,
+                                 pad_index=inputs.spec.pad_index)
+    except (ValueError, np.linalg.LinAlgError):  # a diagnosis only: never fails the check
+        return None
 
 
 def _zero_denominator(inputs) -> bool:

@@ -41,9 +41,18 @@ def context_for(ctx: Context, sample: Sample, **case_changes) -> Context:
     return replace(ctx, case=case, detail=detail)
 
 
+def load_text(impl) -> str:
+    """Python that loads the implementation's record by its SPEC (the catalog's by name)."""
+    if impl.origin == "builtin":
+        return (f"from lsuite import catalog, peers\n"
+                f"build = {{**catalog.by_name(), **peers.by_name()}}[{impl.name!r}].build")
+    return f"from lsuite.catalogs.loading import load\nbuild = load({impl.origin!r}).build"
+
+
 def call_text(impl, case) -> str:
     fed = "torch.log_softmax(logits, dim=logits.ndim > 1)" if impl.input == "log_probs" else "logits"
-    return (f"loss_fn = build(BuildConfig(eps=eps, reduction={case.reduction!r}, num_classes={case.K}, "
+    return (f"{load_text(impl)}\nfrom lsuite.record.records import BuildConfig\n"
+            f"loss_fn = build(BuildConfig(eps=eps, reduction={case.reduction!r}, num_classes={case.K}, "
             f"device={case.device!r}, dtype=torch.{case.dtype}, weight=weight, "
             f"ignore_index={case.passed_ignore_index!r}))  # {impl.name}: {impl.origin}\n"
             f"out = loss_fn({fed}, target); out.sum().backward()")

@@ -6,7 +6,9 @@ user_properties) are replayed there, so a parallel run records the same checks.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from lsresults.verdicts import verdict_of
 from lsuite.benchmarking.machine import cpu_model
 from lsuite.pytest_plugin.unchecked import not_checked
 from lsuite.record import claims
+from reports import causes as report_causes
 
 PROPERTY = "ls"  # user_properties key holding a check's impl, check name and params
 METRICS = "ls_metrics"  # user_properties key holding measured errors
@@ -48,6 +51,7 @@ def _plain(value):
 DIVERGENCE = "ls_divergence"  # user_properties key holding a divergence's message
 FAILURES = "ls_failures"  # user_properties key: every distinct failure Hypothesis found
 SUITE_ERROR = "ls_suite_error"  # user_properties key: the check failed by the suite's own error
+CAUSES = "ls_causes"  # user_properties key: what failed, as data (lsuite/running/causes.py)
 
 
 def record_suite_error(node, message: str) -> None:
@@ -64,6 +68,11 @@ def _all_failures(messages) -> str:
         return ""
     n = len(messages)
     return "\n\n".join(f"[failure {i} of {n}] {m}" for i, m in enumerate(messages, 1))
+
+
+def record_causes(report, found: list[dict]) -> None:
+    """Attach a failure's causes (lsuite/running/causes.py) to its report (they travel under xdist)."""
+    report.user_properties.append((CAUSES, found))
 
 
 def record_divergence(node, message: str) -> None:
@@ -129,7 +138,7 @@ class Collector:
             "nodeid": report.nodeid,
             "outcome": None, "params": info["params"],
             "metrics": dict.fromkeys(METRIC_KEYS), "message": "", "repro": info.get("repro"),
-            "duration_s": 0.0,
+            "duration_s": 0.0, "causes": [], "known_defect": info.get("known_defect"),
         })
         entry["duration_s"] += float(getattr(report, "duration", 0.0))
         divergence, failures, suite_error = None, None, None
@@ -142,6 +151,8 @@ class Collector:
                 failures = value
             elif key == SUITE_ERROR:
                 suite_error = value
+            elif key == CAUSES and outcome not in (None, "passed"):
+                entry["causes"] = value
         if outcome == "passed" and divergence is not None and report.when == "call":
             outcome = "divergence"
         if outcome == "failed" and suite_error is not None:
@@ -164,7 +175,8 @@ class Collector:
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
-                "verdicts": verdicts(checks), "checks": checks, "benchmarks": self.benchmarks,
+                "verdicts": verdicts(checks), "checks": checks,
+                "findings": report_causes.findings(checks, env), "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate,
                 "not_checked": not_checked(checks)}  # {impl: why}: lsuite/pytest_plugin/unchecked.py
 
@@ -207,12 +219,34 @@ def example_target(impl) -> dict:
 
 
 def _commit(root: Path) -> str | None:
+    """The commit of the checkout the suite runs from; None for an installed copy (its
+    directory is not a checkout's top level, even inside another project's repository)."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        lines = out.stdout.split()
+        if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != root.resolve():
+            return None
+        return lines[1]
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+SUITE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's top level, or site-packages
+DISTRIBUTION = "label-smoothing-suite"  # pyproject.toml's project name
+
+
+def suite_version() -> str | None:
+    """The installed suite's version; from a checkout not installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        found = re.search(r'^version\s*=\s*"([^"]+)"', (SUITE_ROOT / "pyproject.toml").read_text(), re.M)
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def environment(config, impls, cuda_state: dict, seed: int) -> dict:
@@ -222,7 +256,7 @@ def environment(config, impls, cuda_state: dict, seed: int) -> dict:
 
     return {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "suite_commit": _commit(Path(str(config.rootpath))),
+        "suite_version": suite_version(), "suite_commit": _commit(SUITE_ROOT),
         "command": " ".join([Path(sys.executable).name, "-m", "pytest", *config.invocation_params.args]),
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": numpy.__version__, "scipy": scipy.__version__,

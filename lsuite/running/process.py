@@ -10,6 +10,8 @@ import signal
 import traceback
 
 from lsuite.catalogs import catalog, loading, peers, triton_here
+from lsuite.running import causes
+from lsuite.running.causes import Explained
 from lsuite.running.runner import CheckFailed
 
 MESSAGE_CHARS = 4000  # an implementation's exception text is cut to this (the cut is said)
@@ -91,11 +93,12 @@ def answer(conn, call, state: TorchState, after=tuple) -> None:
     anything else escaping (SystemExit and KeyboardInterrupt too) is the implementation's."""
     try:
         reply = ("ok", call())
-    except CheckFailed as exc:
-        reply = ("failed", cut(exc.what))
+    except CheckFailed as exc:  # its causes travel with its text (lsuite/running/causes.py)
+        reply = ("failed", Explained(cut(exc.what), exc.causes))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt too
         where = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        reply = ("failed", cut(f"the implementation raised {where}"))
+        reply = ("failed", Explained(cut(f"the implementation raised {where}"),
+                                     [causes.raised(exc, "the implementation")]))
     changed = state.restore()
     try:
         conn.send(reply + (changed, *after()))

@@ -28,15 +28,18 @@ from lsuite.catalogs import triton_typing
 from lsuite.inputs.cases import Case, shard_bounds
 from lsuite.record import claims
 from lsuite.record.records import BuildConfig, Impl
+from lsuite.running import causes
 
 
 class CheckFailed(AssertionError):
     """A failed check: the implementation misbehaved or disagreed with what it claims.
-    `what` is the finding alone, without the claim and repro that Context.fail adds."""
+    `what` is the finding alone, without the claim and repro that Context.fail adds;
+    `causes` what failed as data (lsuite/running/causes.py), empty when the site gave none."""
 
-    def __init__(self, message: str, what: str | None = None):
+    def __init__(self, message: str, what: str | None = None, causes: list[dict] | None = None):
         super().__init__(message)
         self.what = message if what is None else what
+        self.causes = list(causes or getattr(what, "causes", None) or ())
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,16 @@ class Context:
     deadline: float | None = None  # time.monotonic() by which the whole check must end
     check: str = ""  # the check's node id, for "not run: it hung in <check>"
 
-    def fail(self, what: str, kind: type[CheckFailed] | None = None) -> CheckFailed:
-        """The failure to raise: `what` with the claim, the detail and the repro line."""
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """How Hypothesis prints the context in "Failing test case": the implementation's
+        name and the case, not every field of the record, pool and deadline."""
+        printer.text(f"Context(impl={self.impl.name!r}, case={self.case!r}, seed={self.seed!r})")
+
+    def fail(self, what: str, kind: type[CheckFailed] | None = None,
+             causes: list[dict] | None = None) -> CheckFailed:
+        """The failure to raise: `what` with the claim, the detail and the repro line;
+        `causes` (lsuite/running/causes.py) default to those `what` carries from a worker."""
+        causes = list(causes or getattr(what, "causes", None) or ())
         impl, case = self.impl, self.case
         claim = (f"[{impl.name}: {impl.convention} {impl.form}, {case.device} {case.dtype} "
                  f"reduction={case.reduction} eps={case.eps} K={case.K} layout={case.layout} "
@@ -64,7 +75,7 @@ class Context:
         detail = f"\n{detail}" if detail else ""
         tail = f"\nrepro: {self.repro}" if self.repro else ""
         what = clean_text(what)
-        return (kind or CheckFailed)(f"{what} {claim}{detail}{tail}", what)
+        return (kind or CheckFailed)(f"{what} {claim}{detail}{tail}", what, causes)
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,8 @@ class Feed:
 class Outcome:
     value: np.ndarray  # the output in float64
     grad: np.ndarray | None  # d(Σ cotangent · out)/d logits in float64; None without grad
-    notes: tuple[str, ...]  # problems that still allow comparison (output dtype, device)
+    notes: tuple[str, ...]  # problems that still allow comparison (output dtype, device),
+    # each a causes.Explained carrying its cause
     # every gradient by the name of its input: "logits" (vocab_parallel: this rank's columns),
     # or "hidden", "classifier", "bias" for hidden_states; empty without grad
     grads: dict[str, np.ndarray] = field(default_factory=dict)
@@ -117,7 +129,8 @@ def build(ctx: Context, weight, **shard) -> Callable:
     try:
         loss_fn = ctx.impl.build(cfg)
     except Exception as exc:  # the implementation's own failure, reported as such
-        raise ctx.fail(f"building it raised {type(exc).__name__}: {exc}") from exc
+        raise ctx.fail(f"building it raised {type(exc).__name__}: {exc}",
+                       causes=[causes.raised(exc, "building it")]) from exc
     triton_typing.follow_compiled_typing()  # interpreted Triton typed as compiled (no-op else)
     return loss_fn
 
@@ -131,7 +144,8 @@ def call(ctx: Context, loss_fn: Callable, logits, target):
     try:
         return loss_fn(fed, target)
     except Exception as exc:
-        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}",
+                       causes=[causes.raised(exc, "calling it")]) from exc
 
 
 def call_linear(ctx: Context, loss_fn: Callable, hidden, classifier, target, bias):
@@ -143,24 +157,33 @@ def call_linear(ctx: Context, loss_fn: Callable, hidden, classifier, target, bia
     try:
         return loss_fn(hidden, classifier, target, bias)
     except Exception as exc:
-        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}") from exc
+        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}",
+                       causes=[causes.raised(exc, "calling it")]) from exc
 
 
 def _check_output(ctx: Context, out, feed: Feed) -> list[str]:
     """Raise on output that cannot be compared; return the problems that still can be."""
     if not isinstance(out, torch.Tensor):
-        raise ctx.fail(f"out={type(out).__name__} {out!r:.80}, but should be a torch.Tensor")
+        raise ctx.fail(f"out={type(out).__name__} {out!r:.80}, but should be a torch.Tensor",
+                       causes=[causes.part("not_a_tensor", "out", f"returned {type(out).__name__}")])
     if feed.expect_shape is not None and tuple(out.shape) != tuple(feed.expect_shape):
-        raise ctx.fail(f"out.shape={tuple(out.shape)}, but should be {tuple(feed.expect_shape)}")
+        raise ctx.fail(f"out.shape={tuple(out.shape)}, but should be {tuple(feed.expect_shape)}",
+                       causes=[causes.wrong_shape("out", out.shape, feed.expect_shape)])
     if feed.grad and not out.requires_grad:
-        raise ctx.fail("out.requires_grad=False: the loss does not depend on the logits")
+        raise ctx.fail("out.requires_grad=False: the loss does not depend on the logits",
+                       causes=[causes.part("no_gradient", "out", "out.requires_grad=False")])
     notes = []
     claimed = claims.output_dtype(ctx.impl, ctx.case.dtype)
     if out.dtype != getattr(torch, claimed):
         like = "like the logits" if claimed == ctx.case.dtype else "as its record claims"
-        notes.append(f"out.dtype={out.dtype}, but should be torch.{claimed} {like}")
+        notes.append(causes.Explained(
+            f"out.dtype={out.dtype}, but should be torch.{claimed} {like}",
+            [causes.part("wrong_dtype", "out", f"out.dtype={out.dtype}, expected torch.{claimed}",
+                         actual=str(out.dtype), expected=f"torch.{claimed}")]))
     if out.device.type != ctx.case.device:
-        notes.append(f"out.device={out.device}, but should be on {ctx.case.device}")
+        notes.append(causes.Explained(
+            f"out.device={out.device}, but should be on {ctx.case.device}",
+            [causes.part("wrong_device", "out", f"out.device={out.device}, expected {ctx.case.device}")]))
     return notes
 
 
@@ -177,11 +200,13 @@ def _check_unchanged(ctx: Context, saved: dict, now: dict, when: str) -> None:
             continue
         copy, version = before
         if not torch.equal(copy, now[name]):
-            raise ctx.fail(f"{name} changed in place during {when}: the implementation mutated its input")
+            raise ctx.fail(f"{name} changed in place during {when}: the implementation mutated its input",
+                           causes=[causes.part("mutated_input", name, f"{name} changed during {when}")])
         if now[name]._version != version:
             raise ctx.fail(f"{name} was written in place during {when} (its version counter moved "
                            f"from {version} to {now[name]._version}), even if its values were restored: "
-                           "the implementation mutated its input")
+                           "the implementation mutated its input",
+                           causes=[causes.part("mutated_input", name, f"{name} written during {when}")])
 
 
 def run(ctx: Context, feed: Feed) -> Outcome:
@@ -229,12 +254,14 @@ def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dic
     try:
         out.backward(upstream)
     except Exception as exc:
-        raise ctx.fail(f"backward raised {type(exc).__name__}: {exc}") from exc
+        raise ctx.fail(f"backward raised {type(exc).__name__}: {exc}",
+                       causes=[causes.raised(exc, "backward")]) from exc
     _check_unchanged(ctx, saved, now, "the backward pass")
     grads = {}
     for name, leaf in leaves.items():
         if leaf.grad is None:
-            raise ctx.fail(f"{name}.grad is None after backward: no gradient reaches the {name}")
+            raise ctx.fail(f"{name}.grad is None after backward: no gradient reaches the {name}",
+                           causes=[causes.part("no_gradient", name, f"{name}.grad is None")])
         grads[name] = leaf.grad.double().cpu().numpy()
     return grads
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsuite.catalogs.loading import SpecError
-from lsuite.running import distributed
+from lsuite.running import causes, distributed
 from lsuite.running.process import TorchState, answer, death, rebuild, record_ref, start_context
 from lsuite.running.runner import Context
 
@@ -183,18 +183,21 @@ class Pool:
             self.interrupted()
         impl = ctx.impl
         if impl.name in self.hung:
-            raise ctx.fail(f"not run: it hung in {self.hung[impl.name]}")
+            raise ctx.fail(f"not run: it hung in {self.hung[impl.name]}",
+                           causes=[causes.part("not_run", "after a hang", "not run: it hung in an earlier check")])
         spent = self.spent.get(impl.name, 0.0)
         if self.impl_budget_s is not None and spent >= self.impl_budget_s:
             raise ctx.fail(f"not run: the implementation's budget of {self.impl_budget_s:g} s "
-                           f"(--ls-impl-budget) is used up")
+                           f"(--ls-impl-budget) is used up",
+                           causes=[causes.part("not_run", "time or budget", "its time or budget was used up")])
         limit = self.limit_s * impl.time_factor
         wait = limit if ctx.deadline is None else ctx.deadline - time.monotonic()
         budget_binds = self.impl_budget_s is not None and self.impl_budget_s - spent < wait
         if budget_binds:
             wait = self.impl_budget_s - spent
         if wait <= 0:
-            raise ctx.fail(f"not run: the check's time limit of {limit:g} s is used up")
+            raise ctx.fail(f"not run: the check's time limit of {limit:g} s is used up",
+                           causes=[causes.part("not_run", "time or budget", "its time or budget was used up")])
         key = impl.name if impl.origin == "builtin" else impl.origin
         ref = record_ref(impl)
         started = time.monotonic()
@@ -205,7 +208,8 @@ class Pool:
         if reply is None and not ready and budget_binds:
             self.kill(key)
             raise ctx.fail(f"not run to its end: the implementation's budget of "
-                           f"{self.impl_budget_s:g} s (--ls-impl-budget) is used up")
+                           f"{self.impl_budget_s:g} s (--ls-impl-budget) is used up",
+                           causes=[causes.part("not_run", "time or budget", "its time or budget was used up")])
         if reply is None:
             return self._lost(ctx, key, ready, wait)
         status, payload, changed = reply
@@ -221,11 +225,12 @@ class Pool:
             self.kill(key)
             self.hung[ctx.impl.name] = ctx.check or "a check"
             raise ctx.fail(f"Timeout: no answer within {wait:.3g} s; its process was killed "
-                           f"(its remaining checks are not run)")
+                           f"(its remaining checks are not run)",
+                           causes=[causes.part("timeout", "call", "no answer within the time limit")])
         code = self._exit_code(key)
         self.kill(key)
         raise ctx.fail(f"the implementation crashed: {death(code)} (a fresh process runs its "
-                       f"next check)")
+                       f"next check)", causes=[causes.part("crashed", "call", death(code))])
 
 
 def describe_context() -> str:
