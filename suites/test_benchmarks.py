@@ -90,7 +90,7 @@ def test_vocab_parallel_speed_and_memory_per_rank(benchmark, ls_bench_record, ls
     process; one entry per rank. pytest-benchmark's own figure is the whole measurement's."""
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (--benchmark-disable or pytest-xdist)")
-    from lsuite.pytest_plugin.plugin import IMPLS
+    from lsuite.pytest_plugin.stash import IMPLS
     from lsuite.running import distributed
 
     impls = [impl for impl in request.config.stash[IMPLS] if impl.input == "vocab_parallel"]

@@ -19,7 +19,7 @@ from lsuite.catalogs import catalog
 from lsuite.inputs.cases import Case
 from lsuite.judging import assertions, tolerances
 from lsuite.pytest_plugin import results
-from lsuite.pytest_plugin.plugin import IMPLS
+from lsuite.pytest_plugin.stash import IMPLS
 from lsuite.running.runner import Context, Feed, build
 from lsuite.running.runner import run as run_impl
 

@@ -26,7 +26,7 @@ import torch
 from lsuite.benchmarking import bench, machine, measuring, regression, timing
 from lsuite.catalogs import catalog, loading
 from lsuite.pytest_plugin import results
-from lsuite.pytest_plugin.plugin import BASELINE, COLLECTOR, CUDA, IMPLS
+from lsuite.pytest_plugin.stash import BASELINE, COLLECTOR, CUDA, IMPLS
 from lsuite.record.records import LOGITS_INPUTS
 
 STATE = pytest.StashKey[measuring.State]()

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from lsuite.pytest_plugin import results
-from lsuite.pytest_plugin.plugin import BASELINE, COLLECTOR
+from lsuite.pytest_plugin.stash import BASELINE, COLLECTOR
 from lsuite.running import causes
 from lsuite.running.runner import clean_text
 from reports import causes as grouping
@@ -85,7 +85,7 @@ def lines(findings: list[dict]) -> list[str]:
     return out
 
 
-@pytest.hookimpl(trylast=True)  # after the verdict lines (lsuite.pytest_plugin.plugin's _Sink)
+@pytest.hookimpl(trylast=True)  # after the verdict lines (lsuite.pytest_plugin.outputs.Sink)
 def pytest_terminal_summary(terminalreporter, config):
     collector = config.stash.get(COLLECTOR, None)
     if collector is None or not collector.checks:

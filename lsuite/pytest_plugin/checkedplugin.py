@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lsuite.pytest_plugin import unchecked
-from lsuite.pytest_plugin.plugin import COLLECTOR
+from lsuite.pytest_plugin.stash import COLLECTOR
 from lsuite.running.runner import clean_text
 
 

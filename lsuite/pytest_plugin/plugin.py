@@ -12,10 +12,8 @@ xfails; cuda cases skip with the reason when no GPU is present.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-import signal
 import time
 import warnings
 from pathlib import Path
@@ -23,26 +21,20 @@ from pathlib import Path
 import pytest
 
 import lsresults
-from lsresults.files import write_or_beside
-from lsresults.text import clean_text, repro
+from lsresults.text import repro
 from lsuite.catalogs import catalog, loading, peers, triton_here
 from lsuite.inputs.cases import Case, default_case, supports
 from lsuite.judging.severity import CheckDiverged, SuiteError
-from lsuite.pytest_plugin import results
+from lsuite.pytest_plugin import outputs, results
+from lsuite.pytest_plugin.stash import BASELINE, COLLECTOR, CUDA, IMPLS, POOL
 from lsuite.record import claims
 from lsuite.record.records import CHECK_KINDS, DEVICES, INPUTS, LOGITS_INPUTS, Impl
 from lsuite.running import worker
 from lsuite.running.runner import Context
 
-IMPLS = pytest.StashKey[tuple]()
-POOL = pytest.StashKey[object]()
 # pytest-timeout's alarm is a backstop for the suite's own code when implementations run in
 # workers (the pool enforces --ls-timeout itself, by killing the worker).
 BACKSTOP_S = 30.0
-COLLECTOR = pytest.StashKey[results.Collector]()
-CUDA = pytest.StashKey[dict]()
-REPORTS = pytest.StashKey[list]()
-BASELINE = pytest.StashKey[object]()
 
 
 class StaleKnownDefect(UserWarning):
@@ -126,7 +118,7 @@ def _pool(config):
         return None
     return worker.Pool(limit_s=config.getoption("ls_timeout"),
                        impl_budget_s=config.getoption("ls_impl_budget"),
-                       interrupted=_Interrupt.check)
+                       interrupted=outputs.Interrupt.check)
 
 
 MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
@@ -136,43 +128,15 @@ MARKERS = (  # also in pyproject.toml; registered here for an installed suite ru
 )
 
 
-class _Interrupt:
-    """Ctrl-C, remembered. Python delivers SIGINT as a KeyboardInterrupt wherever the main
-    thread happens to be, and one raised inside a garbage-collector callback or a __del__ is
-    swallowed (printed as an "unraisable" warning) and the run goes on. So the handler also
-    sets a flag that every check's start and every worker call checks: one Ctrl-C always
-    stops the run."""
-
-    seen = False
-
-    @classmethod
-    def handler(cls, signum, frame):
-        cls.seen = True
-        raise KeyboardInterrupt
-
-    @classmethod
-    def check(cls):
-        if cls.seen:
-            raise KeyboardInterrupt
-
-
-def _install_interrupt() -> None:
-    try:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, _Interrupt.handler)
-    except ValueError:  # not the main thread (an embedding runner): leave Ctrl-C as it is
-        pass
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    _Interrupt.check()
+    outputs.Interrupt.check()
 
 
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    _install_interrupt()
+    outputs.install_interrupt()
     config.stash[CUDA] = _cuda_state()
     # before any worker starts (they inherit the environment) and before any record loads
     triton_note = triton_here.prepare_triton(config.stash[CUDA]["available"])
@@ -189,7 +153,7 @@ def pytest_configure(config):
             config, config.stash[IMPLS], config.stash[CUDA], config.getoption("ls_seed")))
         if triton_note:
             config.stash[COLLECTOR].environment["triton"] = triton_note
-        config.pluginmanager.register(_Sink(config), "ls-sink")
+        config.pluginmanager.register(outputs.Sink(config), "ls-sink")
 
 
 def pytest_unconfigure(config):
@@ -396,88 +360,3 @@ def ls_context(request, impl, case) -> Context:
                    repro=_repro(request.node, impl), record=record,
                    pool=config.stash.get(POOL, None), check=request.node.nodeid,
                    deadline=time.monotonic() + config.getoption("ls_timeout") * impl.time_factor)
-
-
-class _Sink:
-    """The controller-side receiver of reports (a plugin object, so it sees its config).
-    The run is complete when every collected test reached its teardown (what actually ran,
-    not the exit status) and it was not interrupted."""
-
-    def __init__(self, config):
-        self.config = config
-        self.expected: set[str] | None = None
-        self.finished: set[str] = set()
-
-    def pytest_collection_finish(self, session):
-        if not hasattr(self.config, "workerinput") and self.expected is None:
-            self.expected = {item.nodeid for item in session.items}
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids):
-        self.expected = set(ids) if self.expected is None else self.expected | set(ids)
-
-    def pytest_runtest_logreport(self, report):
-        self.config.stash[COLLECTOR].add(report)
-        if report.when == "teardown":
-            self.finished.add(report.nodeid)
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        stopped = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        complete = not stopped and self.expected is not None and self.expected <= self.finished
-        with _deferred_sigint() as late:  # a Ctrl-C now must not cut the files short
-            self.config.stash[REPORTS] = write_outputs(self.config, complete)
-        if late:
-            self.config.stash[REPORTS].append("(a Ctrl-C arrived while writing: ignored until "
-                                              "both files were written)")
-
-    def pytest_terminal_summary(self, terminalreporter):
-        paths = self.config.stash.get(REPORTS, None)
-        if not paths:
-            return
-        terminalreporter.write_sep("-", "label-smoothing suite")
-        checks = self.config.stash[COLLECTOR].checks.values()
-        for impl, verdict in results.verdicts([dict(c, outcome=c["outcome"] or "error")
-                                               for c in checks]).items():
-            terminalreporter.write_line(f"ls: {clean_text(impl)}: {verdict}")
-        for path in paths:  # "(...)": a file not written where asked, and why
-            terminalreporter.write_line(f"ls: {path}" if path.startswith("(") else f"ls: wrote {path}")
-
-
-@contextlib.contextmanager
-def _deferred_sigint():
-    """Hold SIGINT while the files are written; yields a list that is non-empty if one came."""
-    came: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
-    except ValueError:  # not the main thread: nothing to defer
-        yield came
-        return
-    try:
-        yield came
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def write_outputs(config, complete: bool) -> list[str]:
-    collector = config.stash[COLLECTOR]
-    if not collector.checks and not collector.benchmarks:
-        return []
-    out_dir = Path(config.getoption("ls_report_dir"))
-    if not out_dir.is_absolute():
-        out_dir = Path(str(config.invocation_params.dir)) / out_dir
-    payload, digest = collector.payload(complete), []
-    # a target that cannot be written is written beside it, said in one line (lsresults.files)
-    path, note = write_or_beside(out_dir / "results.json",
-                                 lambda at: digest.append(results.write_json(payload, at)))
-    written = [f"({note})" if note else str(path)]
-    try:
-        import reports
-    except ImportError as exc:  # the suite's verdict never depends on rendering
-        return written + [f"(no report.html: cannot import reports: {exc})"]
-    try:
-        path, note = write_or_beside(out_dir / "report.html", lambda at: reports.write_report(
-            payload, at, baseline=config.stash[BASELINE], results_sha256=digest[-1]))
-        written.append(f"({note})" if note else str(path))
-    except Exception as exc:  # report rendering must not lose the results
-        written.append(f"(report.html not written: {type(exc).__name__}: {exc})")
-    return written

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsuite.pytest_plugin.plugin import COLLECTOR, IMPLS
+from lsuite.pytest_plugin.stash import COLLECTOR, IMPLS
 from lsuite.record.records import DEVICES
 
 
