@@ -232,22 +232,24 @@ NEGATIVE_DEFAULT = (
 )
 
 
+# What nn.CrossEntropyLoss itself shows, with or without class weights.
+TORCH_CE_DEFECTS = (TORCH_ACCEPTS_NEGATIVE_EPS, FLOAT16_OVERFLOW, FLOAT16_SMOOTHING_SUM_OVERFLOWS,
+                    TORCH_ROUNDS_SOFTMAX)
+
 CATALOG: tuple[Impl, ...] = (
     Impl(
         name="seed000_ce",
         description="nn.CrossEntropyLoss(label_smoothing=eps) (seed 000)",
         build=build_torch_ce, convention="inclusive", form="ce",
         weights=False, prob_targets=True, validates_arguments=True,
-        known_defects=(TORCH_ACCEPTS_NEGATIVE_EPS, FLOAT16_OVERFLOW,
-                       FLOAT16_SMOOTHING_SUM_OVERFLOWS, TORCH_ROUNDS_SOFTMAX),
+        known_defects=TORCH_CE_DEFECTS,
     ),
     Impl(
         name="seed002_ce_weighted",
         description="nn.CrossEntropyLoss(weight=w, label_smoothing=eps) (seed 002's question)",
         build=build_torch_ce, convention="inclusive", form="ce",
         requires_weights=True, prob_targets=True, validates_arguments=True,
-        known_defects=(TORCH_ACCEPTS_NEGATIVE_EPS, FLOAT16_OVERFLOW,
-                       FLOAT16_SMOOTHING_SUM_OVERFLOWS, TORCH_ROUNDS_SOFTMAX),
+        known_defects=TORCH_CE_DEFECTS,
     ),
     Impl(
         name="seed000_quiz_exclusive",
