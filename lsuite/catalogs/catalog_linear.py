@@ -26,7 +26,7 @@ from lsuite.inputs.predicates import when
 from lsuite.record.records import Impl, KnownDefect
 
 TORCH = torch.__version__.split("+")[0]
-# Measured, then confirmed by hand (README, ecosystem catalog): the large-norm case in float16
+# Measured, then confirmed by hand (docs/catalogs.md): the large-norm case in float16
 # (h x 300, bias) has finite row losses (max 2762) and a representable mean (1472.4), but the
 # smoothing term's sum over rows and classes of -log p_c is 250990 in float64: past 65504.
 FLOAT16_SMOOTHING_SUM = KnownDefect(

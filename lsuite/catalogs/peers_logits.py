@@ -1,7 +1,7 @@
 """Ecosystem records of losses on one logits tensor beyond those of lsuite/catalogs/peers.py (which
 lists these in its catalog): timm's BinaryCrossEntropy. Claims are quoted from each
 library's code beside its record; defects are what the suite demonstrated, confirmed by a
-hand check (README, ecosystem catalog) and declared with the library version.
+hand check (docs/catalogs.md) and declared with the library version.
 """
 
 from __future__ import annotations

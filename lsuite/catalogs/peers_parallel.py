@@ -3,7 +3,7 @@ record in lsuite/catalogs/peers.py (which lists these in its catalog). Each rank
 BuildConfig (cfg.group, cfg.rank, cfg.vocab_range) and called on its columns of the logits
 with the whole target (README "Losses beyond one logits tensor"). Claims are quoted from each
 library's code beside its record; defects are what the suite demonstrated, confirmed by a
-hand check (README, ecosystem catalog) and declared with the library version.
+hand check (docs/catalogs.md) and declared with the library version.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ LIGER_VP_LOG_OF_EXP = KnownDefect(
     f"Liger-Kernel {version('liger-kernel')} vocab-parallel CE takes the log of its float32 "
     "exponentials buffer for the smoothing term (`torch.log(exp_buf)`): a logit more than ~104 "
     "below the row max underflows exp to 0 and log 0 = -inf, so the loss is inf where the exact "
-    "loss is finite (hand check: README, ecosystem catalog)",
+    "loss is finite (hand check: docs/catalogs.md)",
     checks=("shards_confident_extreme_and_masked_logits",),
     when=(when.logits == "extreme") & (when.eps > 0))
 LIGER_PARTITION = (
@@ -67,7 +67,7 @@ LIGER_PARTITION = (
     "as its docstring says (\"Loss tensor differs per rank under this mode - this mirrors "
     "Megatron's existing behavior verbatim\"), Megatron's NVIDIA/Megatron-LM#737 and #7464: at "
     "world > 1 with eps > 0 the ranks' losses disagree and differ from world 1's (hand check: "
-    "README, ecosystem catalog)")
+    "docs/catalogs.md)")
 
 RECORDS: tuple[Impl, ...] = (
     Impl(
