@@ -9,7 +9,7 @@ recovered per row by a least-squares line through the other classes' gradient en
 G_c = (s/D)·p_c − a/D, hence the other-class mass a, the total mass s, and the true
 class's b = s·p_y − D·G_y, all up to the one factor D. Value and gradient both depend
 on q/D only, so D is chosen among the denominators implementations use (`DENOMINATORS`)
-as the one under which q is a known convention (CONVENTIONS.md §1), the claimed one
+as the one under which q is a known convention (docs/specification.md §1), the claimed one
 first.
 
 `recover` is pure NumPy/SciPy on plain arrays: the harness calls it when a reference
@@ -30,7 +30,7 @@ INTEGER = 0.02  # a/ε is "ε/n" when n is within 2% of an integer
 
 def conventions(eps: float, K: int) -> dict[str, tuple[float, float, float | None]]:
     """name -> (true-class mass, other-class mass, padding-column mass or None): the
-    distributions of CONVENTIONS.md §1, and smoothing ignored altogether."""
+    distributions of docs/specification.md §1, and smoothing ignored altogether."""
     out = {"inclusive": (1 - eps + eps / K, eps / K, eps / K),
            "exclusive": (1 - eps, eps / (K - 1), eps / (K - 1))}
     if K > 2:
