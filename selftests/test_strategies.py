@@ -81,6 +81,7 @@ def test_correct_drop_ins_pass_every_invariant(pytester, spec):
 @pytest.mark.parametrize("broken, check", [
     ("NaiveLogSoftmax", "shifting_a_rows_logits_leaves_value_and_gradient_unchanged"),
     ("HardCodedPadZero", "permuting_classes_permutes_the_gradient_and_keeps_the_value"),
+    ("LogitsAsLogProbs", "cross_entropy_is_at_least_the_target_entropy_and_kl_at_least_zero"),
 ])
 def test_broken_drop_in_is_caught_by_the_named_invariant(pytester, broken, check):
     result, payload = run_invariants(pytester, f"{DROPINS}:{broken}")

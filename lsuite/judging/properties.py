@@ -293,8 +293,10 @@ def bounded_below_by_entropy(ctx: Context, sample: Sample) -> None:
     if ctx.impl.form == "ce":
         bound = np.asarray(reference.entropy(row_targets(ctx, sample)))
     bound = reduce_rows(ctx, sample, bound)
+    # (Σq)·LSE − q·z: terms of the logits' size cancel, so rounding is relative to |z| (as in
+    # invariant_budget); the bugs caught here (a sign, logits fed as log-probs) are O(1).
     budget = tolerances.BOUND_RTOL[_dtype(ctx)] * _finite_max(bound, value) \
-        + tolerances.ATOL[_dtype(ctx)]
+        + tolerances.RTOL[_dtype(ctx)] * _finite_max(sample.logits) + tolerances.ATOL[_dtype(ctx)]
     below = np.asarray(value < bound - budget)
     if below.any():
         flat = int(np.argmax(below.reshape(-1)))

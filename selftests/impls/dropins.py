@@ -292,6 +292,14 @@ class NaiveLogSoftmax(TargetDistributionCE):
         return logits - logits.exp().sum(-1, keepdim=True).log()
 
 
+class LogitsAsLogProbs(TargetDistributionCE):
+    """The classic F.kl_div/nll_loss slip: raw logits used as log-probabilities (no
+    log-softmax), so -Σ q·z can fall below the target entropy H(q), even below 0."""
+
+    def log_probs(self, logits):
+        return logits
+
+
 class HardCodedPadZero(TargetDistributionCE):
     """Class 0 hard-coded as padding (OpenNMT style) in a loss sold as PyTorch's: no mass on
     column 0, eps spread over the rest. Class 0 is special, so permuting classes breaks it."""
