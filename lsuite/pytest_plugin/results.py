@@ -232,7 +232,7 @@ def _commit(root: Path) -> str | None:
         return None
 
 
-SUITE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's top level, or site-packages
+SUITE_ROOT = Path(__file__).resolve().parents[2]  # a checkout's top level, or site-packages
 DISTRIBUTION = "label-smoothing-suite"  # pyproject.toml's project name
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 KINDS = ("raised", "crashed", "timeout", "not_run", "not_a_tensor", "wrong_shape",
          "no_gradient", "mutated_input", "nan_inf_pattern", "over_budget", "wrong_dtype",
          "wrong_device", "failed")
-SUITE_DIRS = tuple(str(Path(__file__).resolve().parents[1] / d) for d in
+# The folder holding the suite's packages (this file is lsuite/running/causes.py).
+SUITE_DIRS = tuple(str(Path(__file__).resolve().parents[2] / d) for d in
                    ("lsuite", "reference", "suites", "lsuite_checks"))
 FRAMES_KEPT = 12  # the innermost frames of the implementation's traceback that are recorded
 CODE_CHARS = 200  # a frame's source line is cut to this
