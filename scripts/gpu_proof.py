@@ -258,7 +258,7 @@ def run_step(step: Step, folder: Path, budget_s: float) -> dict:
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the step, keep what it wrote
                 record["interrupted"] = True
             rc = _stop(proc, timed_out or record["interrupted"])
-        record.update(wall_s=round(time.monotonic() - started, 1), rc=rc, timed_out=timed_out)
+        record.update(wall_s=round(time.monotonic() - started, 2), rc=rc, timed_out=timed_out)
     results = _read(folder / "results.json") if rc is not None else None
     checks = (results or {}).get("checks") or []
     skipped = Counter(c.get("message", "")[:160] for c in checks if c.get("outcome") == "skipped")
