@@ -29,7 +29,7 @@ SECTIONS = ((LOGITS, "Logits records"),
 LABELS = {"logits": "d logits", "hidden": "dh (hidden)", "classifier": "dW (classifier)",
           "bias": "db (bias)"}
 # what a gradient's metrics are called in a check's metrics, after the prefix "grad" or
-# "grad_<name>" (lsuite/judging/harness.py Judged.metrics)
+# "grad_<name>" (lsuite/checks/reference.py Judged.metrics)
 FIELDS = ("max_abs_err", "max_rel_err", "budget", "baseline_abs_err", "attainable_abs_err")
 _NAMED = re.compile(r"grad_([a-z0-9]+)_max_abs_err")
 _RANK = re.compile(r"rank([0-9]+)")
@@ -138,8 +138,16 @@ def gradients_of(check: dict, kinds: dict[str, str]) -> dict[str, dict]:
 
 
 def check_fields(check: dict, kinds: dict[str, str]) -> dict:
-    """The schema-2 fields of a check (lsuite/pytest_plugin/results.py adds them to every check)."""
+    """The schema-2 fields of a check (lsuite/pytest_plugin/results.py adds them to every check):
+    `gradients` from the check's recorded judgement (`judged`: {output: {...}}, the value
+    and each gradient by name), else derived from the metrics of a check that recorded none."""
     kind = input_of(check, kinds)
-    metrics = check.get("metrics")
-    return {"input": kind, "world": world_of(check, kinds),
-            "gradients": derive_gradients(metrics if isinstance(metrics, dict) else {}, kind)}
+    judged = check.get("judged")
+    if isinstance(judged, dict) and all(isinstance(v, dict) for v in judged.values()):
+        gradients = {str(n): {f: _num(e.get(f)) for f in FIELDS} | {"within": _flag(e.get("within"))}
+                     | ({"rank": int(e["rank"])} if _num(e.get("rank")) is not None else {})
+                     for n, e in judged.items() if n != "value"}
+    else:
+        metrics = check.get("metrics")
+        gradients = derive_gradients(metrics if isinstance(metrics, dict) else {}, kind)
+    return {"input": kind, "world": world_of(check, kinds), "gradients": gradients}

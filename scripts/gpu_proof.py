@@ -7,7 +7,7 @@ Each step is a pytest run of the suite narrowed by its own options (lsuite/pytes
 --ls-device cuda, --ls-record, --ls-bench-one), in this order, each stopped at its budget
 (Ctrl-C first, so the suite still writes its files marked incomplete; time a step leaves
 unused passes to the later ones): the built-in catalog's CUDA checks; out-of-range targets
-on CUDA, whose device-side assert must stay in its fresh interpreter (lsuite/judging/isolate.py), and
+on CUDA, whose device-side assert must stay in its fresh interpreter (lsuite/checks/isolate.py), and
 the same checks on a drop-in that clamps them, which must fail; one CUDA benchmark point of
 each kind (CUDA events, the allocator's peak); the vocab-parallel records on NCCL at every
 world the GPUs allow (1 and 2 on two GPUs); the Triton and fused-linear ecosystem records
@@ -153,7 +153,7 @@ def plan(out: Path, gpus: int, workers: int = WORKERS) -> list[Step]:
                             "--ignore=suites/test_vocab_parallel.py", *deselect, workers=workers),
              160, needs=(Need("a CUDA check of the built-in catalog"),)),
         Step("device-assert", "out-of-range targets on CUDA: the device-side assert trips in a "
-             "fresh interpreter (lsuite/judging/isolate.py) and counts as the rejection",
+             "fresh interpreter (lsuite/checks/isolate.py) and counts as the rejection",
              pytest_command(out / "device-assert", *TARGET_CHECKS, workers=workers),
              50, needs=(Need("an out-of-range target rejected on CUDA"),)),
         Step("device-assert-control", "the same checks on a drop-in that clamps out-of-range "

@@ -8,9 +8,10 @@ import pytest
 
 import reference
 from lsuite.catalogs import loading
+from lsuite.checks import reference as harness
 from lsuite.inputs.cases import Case, make_inputs
-from lsuite.judging import harness
 from lsuite.judging.attainable import attainable, finite_max
+from lsuite.kinds import logits as logits_kind
 from lsuite.running.runner import CheckFailed, Context
 from selftests.test_plugin import DROPINS
 
@@ -56,7 +57,7 @@ def test_budget_does_not_depend_on_the_device_that_computed_the_anchor(monkeypat
         def device_outputs(inputs, dtype, factor=factor):
             exact = reference.loss_and_grad(inputs.logits, inputs.target, inputs.spec)
             return np.asarray(exact.value) * (1 + factor * 1e-3), exact.grad * (1 + factor * 1e-3)
-        monkeypatch.setattr(harness, "pytorch_outputs", device_outputs)
+        monkeypatch.setattr(logits_kind, "pytorch_outputs", device_outputs)
         metrics = _check("Float32RoundOnceCE", case)
         budgets.append((metrics["value_budget"], metrics["grad_budget"], metrics["baseline_grad_abs_err"]))
     assert budgets[0][:2] == budgets[1][:2]

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from lsuite import Impl, construct
 from lsuite.catalogs import peers, triton_here
+from lsuite.checks.reference import check_against_reference
 from lsuite.inputs.cases import Case, supports
-from lsuite.judging.harness import check_against_reference
 from lsuite.running.runner import CheckFailed, Context
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from lsuite.catalogs import loading
+from lsuite.checks import properties as pp
+from lsuite.checks.reference import check_against_reference
 from lsuite.inputs.cases import default_case, supports
-from lsuite.judging import properties as pp
 from lsuite.judging import severity
 from lsuite.judging import zero_denominator as zd
-from lsuite.judging.harness import check_against_reference
 from lsuite.running.runner import CheckFailed, Context
 from selftests.impls import kernels
 

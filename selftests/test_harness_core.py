@@ -15,11 +15,12 @@ import torch.nn.functional as F
 
 from lsuite import KnownDefect
 from lsuite.catalogs import catalog, loading, peers
+from lsuite.checks import properties
 from lsuite.inputs.adversarial import adversarial_logits
 from lsuite.inputs.cases import Case
 from lsuite.inputs.predicates import when
 from lsuite.inputs.strategies import Sample
-from lsuite.judging import assertions, properties, tolerances
+from lsuite.judging import assertions, tolerances
 from lsuite.running.runner import CheckFailed, Context, Feed, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def _ctx(build, **case):
     return Context(impl=replace(impl, build=build), case=Case(**case))
 
 
-FEED = Feed(np.array([[1.0, 2.0, 0.5]]), np.array([1]), expect_shape=())
+FEED = Feed.of_logits(np.array([[1.0, 2.0, 0.5]]), np.array([1]), expect_shape=())
 
 
 def test_runner_returns_value_and_gradient_of_a_correct_loss():

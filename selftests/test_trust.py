@@ -14,10 +14,10 @@ import pytest
 import reference
 from lsresults.verdicts import verdict_of
 from lsuite.catalogs import catalog
+from lsuite.checks.reference import check_against_reference
 from lsuite.inputs.cases import Case
 from lsuite.judging import severity
 from lsuite.judging.assertions import Budget
-from lsuite.judging.harness import check_against_reference
 from lsuite.running.runner import Context
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ against the reference exactly like the ordinary conformance checks.
 
 import pytest
 
-from lsuite.judging.harness import check_against_reference
+from lsuite.checks.reference import check_against_reference
 from lsuite.record.records import DTYPES, REDUCTIONS
 
 pytestmark = pytest.mark.ls_kind("reference")

@@ -1,12 +1,12 @@
 """Implementations that claim PyTorch's argument checking (drop-ins, the built-in) must
 reject what nn.CrossEntropyLoss rejects (docs/specification.md §4): smoothing outside [0, 1] and
 class targets outside [0, K). On CUDA an out-of-range target trips a device-side assert
-that poisons the process, so that check runs in a subprocess (lsuite/judging/isolate.py).
+that poisons the process, so that check runs in a subprocess (lsuite/checks/isolate.py).
 """
 
 import pytest
 
-from lsuite.judging.rejection import expect_rejection
+from lsuite.checks.rejection import expect_rejection
 
 pytestmark = pytest.mark.ls_kind("argument")
 

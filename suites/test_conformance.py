@@ -1,14 +1,14 @@
 """Value and gradient of every implementation under test against the float64 reference.
 
 Each test varies a few case axes from the implementation's base case (lsuite/inputs/cases.py)
-and is generated only where the implementation claims support; `lsuite.judging.harness` does the
+and is generated only where the implementation claims support; `lsuite.checks.reference` does the
 judging (value and gradient errors against budgets from lsuite/judging/tolerances.py, and every
 way an implementation can misbehave).
 """
 
 import pytest
 
-from lsuite.judging.harness import check_against_reference
+from lsuite.checks.reference import check_against_reference
 from lsuite.record.records import DTYPES, REDUCTIONS
 
 pytestmark = pytest.mark.ls_kind("reference")

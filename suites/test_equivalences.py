@@ -50,8 +50,8 @@ def equivalence(request):
 
 def run(impl, case, logits, target, weight=None):
     """(value, gradient) of one call through the suite's runner, backpropagating ones."""
-    outcome = run_impl(Context(impl=impl, case=case), Feed(np.asarray(logits), np.asarray(target),
-                                                           None if weight is None else np.asarray(weight)))
+    outcome = run_impl(Context(impl=impl, case=case), Feed.of_logits(np.asarray(logits), np.asarray(target),
+                                                                    None if weight is None else np.asarray(weight)))
     return outcome.value, outcome.grad
 
 

@@ -1,7 +1,7 @@
 """Invariants every label-smoothing loss has, whatever its convention, on Hypothesis-drawn
 inputs (lsuite/inputs/strategies.py: confident, extreme and -inf-masked logits, ignored targets,
 zero class weights, N-D and unbatched layouts). An implementation is compared with itself on
-transformed inputs, or with a bound that needs no reference value (lsuite/judging/properties.py).
+transformed inputs, or with a bound that needs no reference value (lsuite/checks/properties.py).
 Each check is generated per implementation and reduction it supports; draws are labelled,
 so a failure prints the shrunk inputs as torch.tensor literals with the call.
 """
@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from lsuite.checks import invariants
+from lsuite.checks import properties as pp
 from lsuite.inputs import strategies as ls
-from lsuite.judging import properties as pp
 from lsuite.judging import zero_denominator as zd
 from lsuite.record.records import REDUCTIONS
 
@@ -47,7 +48,7 @@ def test_shifting_a_rows_logits_leaves_value_and_gradient_unchanged(ls_context, 
 def test_permuting_classes_permutes_the_gradient_and_keeps_the_value(ls_context, data):
     impl = ls_context.impl
     sample = data.draw(ls.samples(impl=impl, kinds=kinds(impl)), label="sample")
-    fixed = pp.fixed_classes(pp.context_for(ls_context, sample), sample.K)
+    fixed = invariants.fixed_classes(pp.context_for(ls_context, sample), sample.K)
     movable = [c for c in range(sample.K) if c not in fixed]
     moved = data.draw(st.permutations(movable), label="class permutation")
     order = np.arange(sample.K)
@@ -166,7 +167,7 @@ def test_implied_target_distribution_sums_to_one(ls_context, data):
     sample = data.draw(ls.samples(impl=impl, layouts=("2d",), min_classes=K, max_classes=K,
                                     max_rows=1, ignores=("none",), weighted=False,
                                     kinds=("ordinary", "extreme")), label="sample")
-    ignored = pp.fixed_classes(pp.context_for(ls_context, sample), K)
+    ignored = invariants.fixed_classes(pp.context_for(ls_context, sample), K)
     special = {0, 1, K - 1, K - 100, data.draw(st.integers(0, K - 1), label="a class")}
     classes = sorted(c for c in special if 0 <= c < K and c not in ignored)
     pp.implied_target_mass(ls_context, sample, classes)

@@ -15,8 +15,8 @@ against the reference like every conformance check (lsuite/inputs/kernel_cases.p
 
 import pytest
 
+from lsuite.checks.reference import check_against_reference
 from lsuite.inputs.kernel_cases import BLOCKS
-from lsuite.judging.harness import check_against_reference
 from lsuite.record.records import REDUCTIONS
 
 pytestmark = pytest.mark.ls_kind("reference")

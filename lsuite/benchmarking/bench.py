@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from lsuite.benchmarking import memory, timing
 from lsuite.inputs.cases import default_case
+from lsuite.kinds import HIDDEN_STATES, LOGITS
 from lsuite.record.records import BuildConfig, Impl
 from lsuite.running import runner
 from lsuite.running.runner import Context
@@ -138,7 +139,15 @@ def build(impl: Impl, point: Point) -> Callable:
         gen = torch.Generator().manual_seed(1)
         weight = (torch.rand(point.k, generator=gen) * 1.8 + 0.2).to(getattr(torch, point.dtype))
         weight = weight.to(point.device)
-    return runner.build(context(impl, point), weight)
+    return runner.build(context(impl, point), weight, kind_for(impl, point).call)
+
+
+def kind_for(impl: Impl, point: Point):
+    """The input kind `impl` is called as at `point` (lsuite/kinds/): a kind of the record's
+    own, else hidden states at a point with a hidden size, else logits."""
+    if impl.kind is not None:
+        return impl.kind
+    return HIDDEN_STATES if point.h else LOGITS
 
 
 def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
@@ -151,18 +160,24 @@ def workload(impl: Impl, point: Point, seed: int = 0) -> Workload:
     measurement does not see the previous gradient freed."""
     ctx = context(impl, point)
     loss_fn = build(impl, point)
-    if point.h:
+    if impl.kind is not None:  # a kind of the record's own: its seeded inputs
+        kind = impl.kind
+        named, target, _ = runner.tensors(ctx, kind.feed(kind.make_inputs(impl, ctx.case, seed),
+                                                         cotangent=None))
+        leaves = list(named.values())
+    elif point.h:
         hidden, classifier, bias, target = linear_inputs(point, seed)
         leaves = [t for t in (hidden, classifier, bias) if t is not None]
 
-        def call():
-            return runner.call_linear(ctx, loss_fn, hidden, classifier, target, bias)
+        named = {"hidden": hidden, "classifier": classifier, "bias": bias}
     else:
         logits, target = inputs(point, seed)
         leaves = [logits]
+        named = {"logits": logits}
+    spec = kind_for(impl, point).call
 
-        def call():
-            return runner.call(ctx, loss_fn, logits, target)
+    def call():
+        return runner.call(ctx, loss_fn, spec, named, target)
 
     return passes(call, leaves, point.pass_, point.device)
 

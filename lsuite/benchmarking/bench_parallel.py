@@ -38,6 +38,7 @@ from lsresults import benchdiff
 from lsuite.benchmarking import bench, machine, measuring, memory, timing
 from lsuite.catalogs import catalog
 from lsuite.inputs.cases import default_case, shard_bounds
+from lsuite.kinds import VOCAB_PARALLEL
 from lsuite.running import distributed, runner
 from lsuite.running.runner import Context
 
@@ -81,8 +82,10 @@ def _workload(ctx: Context, pass_: str, rank: int, world: int, group) -> bench.W
     lo, hi = shard_bounds(case.K, world)[rank]
     local = whole.detach()[:, lo:hi].contiguous().requires_grad_(True)
     del whole
-    loss_fn = runner.build(ctx, None, world=world, rank=rank, vocab_range=(lo, hi), group=group)
-    return bench.passes(lambda: runner.call(ctx, loss_fn, local, target), [local], pass_, case.device)
+    spec = VOCAB_PARALLEL.call
+    loss_fn = runner.build(ctx, None, spec, world=world, rank=rank, vocab_range=(lo, hi), group=group)
+    return bench.passes(lambda: runner.call(ctx, loss_fn, spec, {"logits": local}, target), [local],
+                        pass_, case.device)
 
 
 def _agree_max(values: list[float], device: str) -> list[float]:

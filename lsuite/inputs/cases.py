@@ -124,8 +124,6 @@ def supports(impl: Impl, case: Case) -> str | None:
         return "unbatched input"
     if case.targets == "probs" and case.ignore != "none":
         return "ignore_index with probability targets (PyTorch rejects it)"
-    if (why := _beyond_logits(impl, case)) is not None:
-        return why
     if case.ignore in ("in_range", "zero") and case.K <= IN_RANGE_IGNORE:
         return "in-range ignore_index needs K > 1"
     if (why := kc.why_not(case)) is not None:
@@ -135,22 +133,6 @@ def supports(impl: Impl, case: Case) -> str | None:
     if impl.convention == "padding_excluded" and case.eps > 0 and case.K <= 2 \
             and _padding_column(impl, case) is not None:
         return "K <= 2 with a padding column and eps > 0: no class is left for the smoothing mass"
-    return None
-
-
-def _beyond_logits(impl: Impl, case: Case) -> str | None:
-    """Why a hidden-states or vocab-parallel record does not take the case (None: it does)."""
-    if case.bias != "none" and not (impl.input == "hidden_states" and impl.bias):
-        return "a bias (hidden states only)" if impl.input != "hidden_states" else "a bias"
-    if case.world != 1 and impl.input != "vocab_parallel":
-        return "a world size (vocab-parallel only)"
-    if impl.input == "vocab_parallel":
-        if case.world not in impl.worlds:
-            return f"world size {case.world}"
-        if case.K < case.world:
-            return f"K = {case.K} < world {case.world}: a rank without classes"
-        if case.K % case.world and not impl.uneven_shards:
-            return f"K = {case.K} not divisible by world {case.world}"
     return None
 
 
@@ -179,6 +161,11 @@ class Inputs:
     ignore_index: int | None  # what the reference treats as ignored
     spec: reference.Spec
     upstream: float | None = None  # a reduced loss's upstream gradient (None: 1.0)
+
+    @property
+    def leaves(self) -> dict[str, np.ndarray]:
+        """The arrays the implementation is differentiated with respect to, by name."""
+        return {"logits": self.logits}
 
 
 def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
@@ -331,6 +318,12 @@ class LinearInputs:
     cotangent: np.ndarray | None
     ignore_index: int | None
     spec: reference.Spec
+    upstream: float | None = None  # a reduced loss's upstream gradient (None: 1.0)
+
+    @property
+    def leaves(self) -> dict[str, np.ndarray | None]:
+        """The arrays the implementation is differentiated with respect to, by name."""
+        return {"hidden": self.hidden, "classifier": self.classifier, "bias": self.bias}
 
     @property
     def logits(self) -> np.ndarray:

@@ -1,3 +1,3 @@
-"""Judging what the runner measured: the one comparison, budgets and the attainable
-anchor, severity, and the checks' logic (the reference check, invariants, argument checks,
-the fused-linear and vocab-parallel checks). Imports the layers below it; not benchmarking."""
+"""Judging's measures: the one comparison, budgets and the attainable anchor, PyTorch's own
+error, severity, zero denominators, misshapen outputs, what a gradient implies. Imports the
+layers below it; the kinds and the checks use it."""

@@ -15,7 +15,7 @@ A reference check passes when, for the value and for the gradient separately,
   the error a float32 accumulator over K classes allows), computed from the reference
   alone, so the budget is the same whatever device ran the check. The gradient's
   true-class entries are measured one row at a time and recorded beside the normwise
-  errors (lsuite/judging/harness.py says why they are not judged one by one).
+  errors (lsuite/checks/reference.py says why they are not judged one by one).
 
 PyTorch's own error on the same inputs in the same dtype (lsuite/judging/torch_error.py) is
 measured and reported beside it ("x PyTorch on this device"); it sets no low-precision
@@ -142,7 +142,7 @@ TARGET_MASS_ATOL = {"float64": 1e-9, "float32": 1e-5, "bfloat16": 5e-2, "float16
 BOUND_RTOL = {"float64": 1e-8, "float32": 2e-5, "bfloat16": 1.6e-2, "float16": 2e-3}
 
 
-# Losses on hidden states (fused linear cross-entropy, lsuite/judging/fused.py). The anchor in
+# Losses on hidden states (fused linear cross-entropy, lsuite/kinds/hidden_states.py). The anchor in
 # bfloat16/float16 is a kernel that computes z = h·Wᵀ + b in float32, rounds each chunk of
 # logits once to the dtype (what F.linear in that dtype does, and every chunked
 # implementation that materialises a chunk), then runs the careful logits kernel

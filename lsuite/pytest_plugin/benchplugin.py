@@ -96,10 +96,17 @@ def _impls(config, inputs: tuple[str, ...] = LOGITS_INPUTS) -> list:
     if HERE not in config.stash:
         impls = list(config.stash[IMPLS])
         if asked(config):  # otherwise the benchmark items only skip: nothing is imported
-            impls = [_here(impl) if impl.input in (*LOGITS_INPUTS, "hidden_states") else impl
-                     for impl in impls]
+            impls = [_here(impl) if impl.input in (*LOGITS_INPUTS, "hidden_states") or _own(impl)
+                     else impl for impl in impls]
         config.stash[HERE] = sorted(impls, key=lambda impl: impl.name != bench.BUILTIN)
-    return [impl for impl in config.stash[HERE] if impl.input in inputs]
+    return [impl for impl in config.stash[HERE]
+            if impl.input in inputs or (_own(impl) and inputs == LOGITS_INPUTS)]
+
+
+def _own(impl) -> bool:
+    """A record of an input kind of its own that runs in one process: it is timed at the
+    logits points (n x k), on the inputs its kind makes."""
+    return impl.kind is not None and not impl.kind.ranks
 
 
 def _here(impl):

@@ -23,8 +23,9 @@ import pytest
 import lsresults
 from lsresults.text import repro
 from lsuite.catalogs import catalog, loading, peers, triton_here
-from lsuite.inputs.cases import Case, default_case, supports
+from lsuite.inputs.cases import Case, default_case
 from lsuite.judging.severity import CheckDiverged, SuiteError
+from lsuite.kinds import kind_of, supports
 from lsuite.pytest_plugin import outputs, results
 from lsuite.pytest_plugin.stash import BASELINE, COLLECTOR, CUDA, IMPLS, POOL
 from lsuite.record import claims
@@ -35,6 +36,7 @@ from lsuite.running.runner import Context
 # pytest-timeout's alarm is a backstop for the suite's own code when implementations run in
 # workers (the pool enforces --ls-timeout itself, by killing the worker).
 BACKSTOP_S = 30.0
+OTHER_KINDS = "other"  # ls_inputs: records that bring an input kind of their own (Impl.kind)
 
 
 class StaleKnownDefect(UserWarning):
@@ -124,7 +126,7 @@ def _pool(config):
 MARKERS = (  # also in pyproject.toml; registered here for an installed suite run elsewhere
     "ls_cases(**axes): the case axes a check is generated over (see lsuite/pytest_plugin/plugin.py)",
     "ls_kind(kind): what a check compares: reference, invariant or argument (lsuite/record/records.py CHECK_KINDS)",
-    "ls_inputs(*inputs): the record inputs a check is generated for (default: logits, log_probs; lsuite/record/records.py INPUTS)",
+    "ls_inputs(*inputs): the record inputs a check is generated for (default: logits, log_probs; lsuite/record/records.py INPUTS; \"other\": records of a kind of their own)",
 )
 
 
@@ -228,9 +230,16 @@ def check_inputs(definition) -> tuple[str, ...]:
     the logits checks' (a hidden-states or vocab-parallel record never gets those)."""
     marker = definition.get_closest_marker("ls_inputs")
     inputs = tuple(marker.args) if marker is not None else LOGITS_INPUTS
-    if not inputs or not set(inputs) <= set(INPUTS):
-        raise pytest.UsageError(f"{definition.nodeid}: ls_inputs takes some of {INPUTS}, got {inputs!r}")
+    if not inputs or not set(inputs) <= {*INPUTS, OTHER_KINDS}:
+        raise pytest.UsageError(f"{definition.nodeid}: ls_inputs takes some of {(*INPUTS, OTHER_KINDS)}, "
+                                f"got {inputs!r}")
     return inputs
+
+
+def _generated_for(impl: Impl, inputs: tuple[str, ...]) -> bool:
+    """Whether a check marked ls_inputs(*inputs) is generated for the record: its input is
+    listed, or the record brings a kind of its own and the check is for OTHER_KINDS."""
+    return impl.input in inputs if impl.kind is None else OTHER_KINDS in inputs
 
 
 def pytest_generate_tests(metafunc):
@@ -248,11 +257,13 @@ def pytest_generate_tests(metafunc):
     cuda = metafunc.config.stash[CUDA]
     params = []
     for impl in metafunc.config.stash[IMPLS]:
-        if impl.input not in inputs or any(not getattr(impl, need) for need in needs):
+        if not _generated_for(impl, inputs) or any(not getattr(impl, need) for need in needs):
             continue
+        # a generic check on a kind of the record's own: over that kind's axes too
+        own = {**dict(kind_of(impl).matrix), **axes} if impl.kind is not None else axes
         for device in DEVICES:
-            for combo in itertools.product(*axes.values()):
-                case = default_case(impl).replace(device=device, **dict(zip(axes, combo, strict=True)))
+            for combo in itertools.product(*own.values()):
+                case = default_case(impl).replace(device=device, **dict(zip(own, combo, strict=True)))
                 if supports(impl, case) is not None:
                     continue
                 marks = []
@@ -263,7 +274,7 @@ def pytest_generate_tests(metafunc):
                 defect = impl.defect_for(check, kind, case)
                 if defect is not None:
                     marks.append(pytest.mark.xfail(strict=strict, reason=defect.reason))
-                params.append(pytest.param(impl, case, id=_case_id(impl, case, axes), marks=marks))
+                params.append(pytest.param(impl, case, id=_case_id(impl, case, own), marks=marks))
     metafunc.parametrize(("impl", "case"), params)
 
 

@@ -34,6 +34,7 @@ DEFAULT_KIND = "unspecified"  # a check whose PROPERTY dict names no "kind" (non
 # target distribution for K classes, smoothing eps, class-index target TARGET, with
 # column PAD_INDEX as the padding column of a padding_excluded implementation.
 EXAMPLE = {"K": 5, "eps": 0.1, "target": 1, "pad_index": 0}
+JUDGED = "judged"  # the metrics key holding each output's judgement (lsuite/checks/reference.py)
 METRIC_KEYS = ("value_max_abs_err", "value_max_rel_err", "grad_max_abs_err", "grad_max_rel_err",
                "value_budget", "grad_budget", "baseline_value_abs_err", "baseline_grad_abs_err")
 
@@ -82,7 +83,15 @@ def record_divergence(node, message: str) -> None:
 
 def record_metrics(node, metrics: dict) -> None:
     """Attach measured metrics to a test item; they travel with its reports (also under xdist)."""
-    node.user_properties.append((METRICS, {str(k): _plain(v) for k, v in metrics.items()}))
+    node.user_properties.append((METRICS, {str(k): _plain_tree(v) if k == JUDGED else _plain(v)
+                                           for k, v in metrics.items()}))
+
+
+def _plain_tree(value):
+    """A judgement ({output: {field: scalar}}) made of plain values."""
+    if isinstance(value, dict):
+        return {str(k): _plain_tree(v) for k, v in value.items()}
+    return _plain(value)
 
 
 def _props(report, key):
@@ -173,12 +182,21 @@ class Collector:
         env["duration_s"] = round(finished - self.started, 3)
         kinds = input_kinds(env)
         checks = [dict(c, outcome=c["outcome"] or "error") for c in self.checks.values()]
+        checks = [_lift_judged(c) for c in checks]
         checks = [dict(c, **check_fields(c, kinds)) for c in checks]
         return {"schema": SCHEMA, "complete": complete, "environment": env,
                 "verdicts": verdicts(checks), "checks": checks,
                 "findings": report_causes.findings(checks, env), "benchmarks": self.benchmarks,
                 "benchmark_gate": self.benchmark_gate,
                 "not_checked": not_checked(checks)}  # {impl: why}: lsuite/pytest_plugin/unchecked.py
+
+
+def _lift_judged(check: dict) -> dict:
+    """The check with its outputs' judgement as a field of its own (`judged`), out of the
+    metrics that carried it from the check."""
+    metrics = dict(check["metrics"])
+    judged = metrics.pop(JUDGED, None)
+    return dict(check, metrics=metrics, **({JUDGED: judged} if isinstance(judged, dict) else {}))
 
 
 def verdicts(checks: list[dict]) -> dict[str, str]:

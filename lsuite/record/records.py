@@ -162,6 +162,9 @@ class Impl:
     uneven_shards: bool = False  # case generation (vocab_parallel): a K not divisible by the
     # world size (the first K % world ranks hold one column more); False: such cases skip
     known_defects: tuple[KnownDefect, ...] = field(default=())  # plugin: strict xfails
+    # an input kind of the record's own (an lsuite.kinds.kind.Kind whose name is `input`), for
+    # a loss none of lsuite/kinds/ describes; None: the kind lsuite/kinds/ names `input`
+    kind: Any = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -172,7 +175,7 @@ class Impl:
         for value, allowed, what in (
             (self.convention, CONVENTIONS, "convention"),
             (self.form, FORMS, "form"),
-            (self.input, INPUTS, "input"),
+            (self.input, INPUTS if self.kind is None else (getattr(self.kind, "name", None),), "input"),
             (self.class_dim, CLASS_DIMS, "class_dim"),
             (self.output_dtype, OUTPUT_DTYPES, "output_dtype"),
             (self.empty_mean, EMPTY_MEANS, "empty_mean"),
@@ -199,7 +202,7 @@ class Impl:
             problems.append(f"interpreter_cannot {bad} must name boolean support fields or dtypes")
         if (self.form == "bce") != self.convention.startswith("binary"):
             problems.append("form 'bce' goes with the binary conventions, and only with them")
-        if self.input not in LOGITS_INPUTS:
+        if self.input not in LOGITS_INPUTS and self.kind is None:
             flat = [f for f in ("nd", "unbatched", "prob_targets") if getattr(self, f)]
             if flat or self.form == "bce" or self.class_dim != "1":
                 problems.append(f"input {self.input!r} takes (N, H) hidden states or (N, K/world) "

@@ -3,7 +3,7 @@ torch.distributed process group (gloo on CPU, NCCL on CUDA), one process per ran
 
 Groups are persistent: one group of rank processes per (implementation, world, device),
 started on its first check and reused by that record's later checks at that world. Each
-check sends every rank its case and feed; each rank runs `runner.run_shard` on its columns
+check sends every rank its case and feed; each rank runs `runner.run_rank` on its columns
 and answers its Outcome. Ranks are started from the judge's process (worker processes are
 daemonic and cannot have children): on CPU from the fork server that lsuite/running/worker.py uses
 (torch already imported, so a rank starts in tens of milliseconds; no thread or CUDA state
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from lsresults.inputs import BACKENDS
 from lsuite.running import process
 from lsuite.running.process import record_ref
-from lsuite.running.runner import CheckFailed, Context, Feed, Outcome, run_shard
+from lsuite.running.runner import CheckFailed, Context, Feed, Outcome, run_rank
 
 HOST = "127.0.0.1"
 FAILURE_GRACE_S = 2.0  # after one rank failed, how long the others may take to answer
@@ -224,13 +224,13 @@ def _limit(ctx: Context, default_s: float) -> float:
 def run_ranks(ctx: Context, feed: Feed, world: int, limit_s: float = 60.0) -> list[Outcome]:
     """Every rank's Outcome (rank order); any rank's failure, hang or death is ctx.fail
     naming the rank. `feed.logits` holds every column: each rank cuts its own shard."""
-    return call_ranks(ctx, world, run_shard, (feed,), limit_s)
+    return call_ranks(ctx, world, run_rank, (feed,), limit_s)
 
 
 def call_ranks(ctx: Context, world: int, function, args: tuple, limit_s: float = 60.0) -> list:
     """`function(ctx, *args, rank, world, group)` on every rank of the record's group for
     `world` (rank order). `function` is a module-level function, sent by reference:
-    runner.run_shard for the checks, bench_parallel.measure_rank for the benchmarks."""
+    runner.run_rank for the checks, bench_parallel.measure_rank for the benchmarks."""
     if why := unavailable(ctx.case.device, world):
         import pytest
 

@@ -15,6 +15,7 @@ saying what it did, the claim it was held to, and the repro line.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,53 +80,64 @@ class Context:
 
 
 @dataclass(frozen=True)
+class CallSpec:
+    """How an input kind (lsuite/kinds/) calls a record, as plain data the runner interprets
+    (it travels to the worker and the ranks by value): which named arrays become leaves
+    (tensors the gradient is taken for), the record's positional arguments in order (leaf
+    names and "target"), the BuildConfig fields taken from case fields, the leaf that holds
+    class scores (fed as log-probabilities to a record that takes them, in the record's class
+    layout), and the leaf split by columns across the ranks of a vocab-parallel group."""
+
+    leaves: tuple[str, ...] = ("logits",)
+    args: tuple[str, ...] = ("logits", "target")
+    build: tuple[tuple[str, str], ...] = ()  # (BuildConfig field, Case field)
+    scores: str | None = "logits"
+    shard: str | None = None
+
+
+@dataclass(frozen=True)
 class Feed:
     """What one call receives, as float64/int64 NumPy arrays (rounded to the case dtype)."""
 
-    logits: np.ndarray  # classes on dim 1 (dim 0 unbatched)
+    leaves: dict  # name -> array (None: not passed), as the call spec names them
     target: np.ndarray  # int class indices, or probabilities when case.targets == "probs"
     weight: np.ndarray | None = None  # (K,) class weights; None: not passed
     cotangent: np.ndarray | None = None  # upstream gradient; None: ones like the output
     grad: bool = True  # False: call under torch.no_grad and take no gradient
-    non_contiguous: bool = False  # feed a strided view of the logits
+    non_contiguous: bool = False  # feed a strided view of the first leaf
     expect_shape: tuple[int, ...] | None = None  # the output's shape; None: not checked
     strided_upstream: bool = False  # backpropagate the cotangent as a non-contiguous tensor
-    # hidden_states records: h (N, H), W (K, H), b (K,) or None; `logits` is then unused (None)
-    hidden: np.ndarray | None = None
-    classifier: np.ndarray | None = None
-    bias: np.ndarray | None = None
+    call: CallSpec = CallSpec()  # how the record is called (the input kind's)
+
+    @classmethod
+    def of_logits(cls, logits, target, weight=None, **changes) -> Feed:
+        """A feed for a record called on one logits tensor."""
+        return cls({"logits": logits}, target, weight, **changes)
+
+    @property
+    def logits(self):
+        return self.leaves.get("logits")
 
 
 @dataclass(frozen=True)
 class Outcome:
     value: np.ndarray  # the output in float64
-    grad: np.ndarray | None  # d(Σ cotangent · out)/d logits in float64; None without grad
+    grad: np.ndarray | None  # the logits' gradient in float64 (this rank's columns); None
+    # without grad or where the kind has no logits leaf
     notes: tuple[str, ...]  # problems that still allow comparison (output dtype, device),
     # each a causes.Explained carrying its cause
-    # every gradient by the name of its input: "logits" (vocab_parallel: this rank's columns),
-    # or "hidden", "classifier", "bias" for hidden_states; empty without grad
-    grads: dict[str, np.ndarray] = field(default_factory=dict)
-    dtype: str | None = None  # the output's dtype ("float32", ...); None: not recorded
+    grads: dict[str, np.ndarray] = field(default_factory=dict)  # every leaf's gradient by name
+    dtype: str | None = None  # the output's dtype ("float32", ...)
 
 
-def tensors(ctx: Context, feed: Feed):
-    """(logits leaf, target, weight) as tensors in the case's dtype on its device."""
-    device, dtype = ctx.case.device, getattr(torch, ctx.case.dtype)
-    logits = torch.tensor(feed.logits, dtype=dtype, device=device, requires_grad=feed.grad)
-    target_dtype = dtype if ctx.case.targets == "probs" else torch.int64
-    target = torch.tensor(feed.target, dtype=target_dtype, device=device)
-    weight = None if feed.weight is None else torch.tensor(feed.weight, dtype=dtype, device=device)
-    return logits, target, weight
-
-
-def build(ctx: Context, weight, **shard) -> Callable:
+def build(ctx: Context, weight, spec: CallSpec = CallSpec(), **shard) -> Callable:
     """The implementation's loss function for ctx.case, built by its record (`shard`: a
     vocab-parallel rank's world, rank, vocab_range and group)."""
     case = ctx.case
+    extra = {name: getattr(case, field) for name, field in spec.build}
     cfg = BuildConfig(eps=case.eps, reduction=case.reduction, num_classes=case.K,
                       device=case.device, dtype=getattr(torch, case.dtype), weight=weight,
-                      ignore_index=case.passed_ignore_index,
-                      hidden_size=case.H if ctx.impl.input == "hidden_states" else 0, **shard)
+                      ignore_index=case.passed_ignore_index, **extra, **shard)
     try:
         loss_fn = ctx.impl.build(cfg)
     except Exception as exc:  # the implementation's own failure, reported as such
@@ -135,27 +147,38 @@ def build(ctx: Context, weight, **shard) -> Callable:
     return loss_fn
 
 
-def call(ctx: Context, loss_fn: Callable, logits, target):
-    """Forward through the implementation, feeding log-probabilities if it takes them."""
-    fed = logits.clone() if ctx.impl.mutates_input else logits
-    if ctx.impl.input == "log_probs":
-        fed = F.log_softmax(fed, dim=0 if fed.ndim == 1 else 1)
-    fed = claims.to_impl_layout(ctx.impl, fed)
-    try:
-        return loss_fn(fed, target)
-    except Exception as exc:
-        raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}",
-                       causes=[causes.raised(exc, "calling it")]) from exc
+def tensors(ctx: Context, feed: Feed) -> tuple[dict, torch.Tensor, torch.Tensor | None]:
+    """(leaves by name, target, weight) as tensors in the case's dtype on its device; the
+    leaves require a gradient when the feed takes one."""
+    device, dtype = ctx.case.device, getattr(torch, ctx.case.dtype)
+    leaves = {name: torch.tensor(feed.leaves[name], dtype=dtype, device=device,
+                                 requires_grad=feed.grad)
+              for name in feed.call.leaves if feed.leaves.get(name) is not None}
+    target_dtype = dtype if ctx.case.targets == "probs" else torch.int64
+    target = torch.tensor(feed.target, dtype=target_dtype, device=device)
+    weight = None if feed.weight is None else torch.tensor(feed.weight, dtype=dtype, device=device)
+    return leaves, target, weight
 
 
-def call_linear(ctx: Context, loss_fn: Callable, hidden, classifier, target, bias):
-    """Forward through a hidden-states record: loss_fn(hidden, classifier, target, bias), on
-    copies of the tensors if the record says it writes into its inputs (as `call`)."""
-    if ctx.impl.mutates_input:
-        hidden, classifier = hidden.clone(), classifier.clone()
-        bias = None if bias is None else bias.clone()
+def call(ctx: Context, loss_fn: Callable, spec: CallSpec, leaves: dict, target):
+    """Forward through the implementation with its positional arguments (spec.args), on
+    copies of the leaves if the record writes into its inputs, the class scores as
+    log-probabilities to a record that takes them and in the record's class layout."""
+    args = []
+    for name in spec.args:
+        if name == "target":
+            args.append(target)
+            continue
+        fed = leaves.get(name)
+        if fed is not None and ctx.impl.mutates_input:
+            fed = fed.clone()
+        if fed is not None and name == spec.scores:
+            if ctx.impl.input == "log_probs":
+                fed = F.log_softmax(fed, dim=0 if fed.ndim == 1 else 1)
+            fed = claims.to_impl_layout(ctx.impl, fed)
+        args.append(fed)
     try:
-        return loss_fn(hidden, classifier, target, bias)
+        return loss_fn(*args)
     except Exception as exc:
         raise ctx.fail(f"calling it raised {type(exc).__name__}: {exc}",
                        causes=[causes.raised(exc, "calling it")]) from exc
@@ -217,32 +240,44 @@ def run(ctx: Context, feed: Feed) -> Outcome:
     return run_local(ctx, feed)
 
 
-def run_local(ctx: Context, feed: Feed) -> Outcome:
-    """Build, call, check the output and the inputs, backpropagate; see the module docstring."""
-    if ctx.impl.input == "hidden_states":
-        return _run_linear(ctx, feed)
-    leaf, target, weight = tensors(ctx, feed)
-    now = {"logits": leaf.detach(), "target": target, "weight": weight}
+def run_rank(ctx: Context, feed: Feed, rank: int, world: int, group=None) -> Outcome:
+    """`run_local` on one rank of an initialised torch.distributed group
+    (lsuite/running/distributed.py)."""
+    return run_local(ctx, feed, shard=(rank, world, group))
+
+
+def run_local(ctx: Context, feed: Feed, shard: tuple | None = None) -> Outcome:
+    """Build, call, check the output and the inputs, backpropagate; see the module docstring.
+    `shard` (rank, world, group): the call spec's shard leaf is cut to the rank's columns
+    (the feed holds every column) and the record built for them."""
+    spec = feed.call
+    if shard is not None and spec.shard is not None:
+        rank, world, group = shard
+        lo, hi = shard_bounds(ctx.case.K, world)[rank]
+        whole = np.asarray(feed.leaves[spec.shard])
+        feed = dataclasses.replace(feed, leaves={**feed.leaves, spec.shard: np.ascontiguousarray(
+            whole[:, lo:hi])})
+        shard_kwargs = {"world": world, "rank": rank, "vocab_range": (lo, hi), "group": group}
+    else:
+        shard_kwargs = {}
+    leaves, target, weight = tensors(ctx, feed)
+    now = {**{n: t.detach() for n, t in leaves.items()}, "target": target, "weight": weight}
     saved = _snapshot(now)
-    loss_fn = build(ctx, weight)
-    fed = torch.stack([leaf, leaf], dim=-1)[..., 0] if feed.non_contiguous else leaf
+    loss_fn = build(ctx, weight, spec, **shard_kwargs)
+    fed = dict(leaves)
+    if feed.non_contiguous:  # the same values, every other element of a wider tensor
+        first = spec.leaves[0]
+        fed[first] = torch.stack([leaves[first], leaves[first]], dim=-1)[..., 0]
     with torch.set_grad_enabled(feed.grad):
-        out = call(ctx, loss_fn, fed, target)
+        out = call(ctx, loss_fn, spec, fed, target)
     notes = _check_output(ctx, out, feed)
     _check_unchanged(ctx, saved, now, "the forward pass")
     value = out.detach().double().cpu().numpy()
     out_dtype = str(out.dtype).removeprefix("torch.")
     if not feed.grad:
         return Outcome(value, None, tuple(notes), dtype=out_dtype)
-    grads = _backward(ctx, out, feed, {"logits": leaf}, saved, now)
-    return Outcome(value, grads["logits"], tuple(notes), grads, dtype=out_dtype)
-
-
-def _leaf(ctx: Context, array, grad: bool):
-    if array is None:
-        return None
-    return torch.tensor(array, dtype=getattr(torch, ctx.case.dtype), device=ctx.case.device,
-                        requires_grad=grad)
+    grads = _backward(ctx, out, feed, leaves, saved, now)
+    return Outcome(value, grads.get("logits"), tuple(notes), grads, dtype=out_dtype)
 
 
 def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dict) -> dict:
@@ -264,46 +299,3 @@ def _backward(ctx: Context, out, feed: Feed, leaves: dict, saved: dict, now: dic
                            causes=[causes.part("no_gradient", name, f"{name}.grad is None")])
         grads[name] = leaf.grad.double().cpu().numpy()
     return grads
-
-
-def _run_linear(ctx: Context, feed: Feed) -> Outcome:
-    """A hidden-states record: loss_fn(hidden, classifier, target, bias) on h (N, H), W (K, H),
-    b (K,) or None; gradients for each of them."""
-    leaves = {name: _leaf(ctx, array, feed.grad) for name, array in
-              (("hidden", feed.hidden), ("classifier", feed.classifier), ("bias", feed.bias))}
-    leaves = {name: leaf for name, leaf in leaves.items() if leaf is not None}
-    target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
-    weight = _leaf(ctx, feed.weight, False)
-    now = {**{n: t.detach() for n, t in leaves.items()}, "target": target, "weight": weight}
-    saved = _snapshot(now)
-    loss_fn = build(ctx, weight)
-    with torch.set_grad_enabled(feed.grad):
-        out = call_linear(ctx, loss_fn, leaves["hidden"], leaves["classifier"], target, leaves.get("bias"))
-    notes = _check_output(ctx, out, feed)
-    _check_unchanged(ctx, saved, now, "the forward pass")
-    value = out.detach().double().cpu().numpy()
-    if not feed.grad:
-        return Outcome(value, None, tuple(notes))
-    return Outcome(value, None, tuple(notes), _backward(ctx, out, feed, leaves, saved, now))
-
-
-def run_shard(ctx: Context, feed: Feed, rank: int, world: int, group=None) -> Outcome:
-    """A vocab-parallel record on one rank of an initialised torch.distributed group: it is
-    built with the rank's columns and called on them (feed.logits holds every column, the
-    rank's shard is cut here); the gradient is that of the rank's columns."""
-    lo, hi = shard_bounds(ctx.case.K, world)[rank]
-    local = _leaf(ctx, np.ascontiguousarray(feed.logits[:, lo:hi]), feed.grad)
-    target = torch.tensor(feed.target, dtype=torch.int64, device=ctx.case.device)
-    weight = _leaf(ctx, feed.weight, False)
-    now = {"logits": local.detach(), "target": target, "weight": weight}
-    saved = _snapshot(now)
-    loss_fn = build(ctx, weight, world=world, rank=rank, vocab_range=(lo, hi), group=group)
-    with torch.set_grad_enabled(feed.grad):
-        out = call(ctx, loss_fn, local, target)
-    notes = _check_output(ctx, out, feed)
-    _check_unchanged(ctx, saved, now, "the forward pass")
-    value = out.detach().double().cpu().numpy()
-    if not feed.grad:
-        return Outcome(value, None, tuple(notes))
-    grads = _backward(ctx, out, feed, {"logits": local}, saved, now)
-    return Outcome(value, grads["logits"], tuple(notes), grads)

@@ -1,15 +1,15 @@
 """Run one bad-argument attempt in this fresh process; print {"returned": ...} as JSON.
 
-Used by lsuite.judging.rejection for CUDA, where a device-side assert poisons the whole process.
-`python -m lsuite.judging.isolate '{"impl": NAME_OR_SPEC, "case": {...}, "seed": 0, "target": "K"}'`
+Used by lsuite.checks.rejection for CUDA, where a device-side assert poisons the whole process.
+`python -m lsuite.checks.isolate '{"impl": NAME_OR_SPEC, "case": {...}, "seed": 0, "target": "K"}'`
 """
 
 import json
 import sys
 
 from lsuite.catalogs import catalog, loading, peers
+from lsuite.checks.rejection import attempt
 from lsuite.inputs.cases import Case
-from lsuite.judging.rejection import attempt
 from lsuite.running.runner import Context
 
 

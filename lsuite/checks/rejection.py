@@ -1,7 +1,7 @@
 """The argument checks: an implementation that claims PyTorch's argument checking must
 reject what nn.CrossEntropyLoss rejects (a smoothing outside [0, 1], a class target outside
 [0, K)). The implementation is built and called by the suite's runner (lsuite/running/runner.py);
-on CUDA the attempt runs in a fresh interpreter (lsuite/judging/isolate.py), since a device-side
+on CUDA the attempt runs in a fresh interpreter (lsuite/checks/isolate.py), since a device-side
 assert poisons the process that trips it."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import sys
 
 import torch
 
-from lsuite.inputs.cases import Case, make_inputs
+from lsuite.inputs.cases import Case
 from lsuite.judging.severity import CheckDiverged
-from lsuite.running.runner import CheckFailed, Context, Feed, build, call, tensors
+from lsuite.kinds import kind_of
+from lsuite.running.runner import CheckFailed, Context, build, call, tensors
 
 ISOLATED_TIMEOUT_S = 120  # a fresh interpreter importing torch and initialising CUDA
 # What counts as a rejection: the exception types nn.CrossEntropyLoss raises for these
@@ -42,8 +43,9 @@ def attempt_local(ctx: Context, eps: float | None = None, target: str | None = N
     """Run the implementation with one bad argument: None if it rejected it with one of the
     accepted exception types, else what it did ("returned ...", "raised ...")."""
     case = ctx.case if eps is None else ctx.case.replace(eps=eps)
-    inputs = make_inputs(ctx.impl, ctx.case, ctx.seed)
-    logits, good_target, weight = tensors(ctx, Feed(inputs.logits, inputs.target, inputs.weight))
+    kind = kind_of(ctx.impl)
+    inputs = kind.make_inputs(ctx.impl, ctx.case, ctx.seed)
+    leaves, good_target, weight = tensors(ctx, kind.feed(inputs, cotangent=None))
     if target is not None:
         good_target = good_target.clone()
         good_target.view(-1)[0] = bad_target_value(case, target)
@@ -51,9 +53,9 @@ def attempt_local(ctx: Context, eps: float | None = None, target: str | None = N
     # A bad target must be rejected by the call; a bad eps by the constructor or the call.
     # A constructor that raises on good arguments is the implementation's failure, never a
     # rejection of the bad target.
-    loss_fn = build(bad_ctx, weight) if target is not None else None
+    loss_fn = build(bad_ctx, weight, kind.call) if target is not None else None
     try:
-        out = call(bad_ctx, loss_fn or build(bad_ctx, weight), logits, good_target)
+        out = call(bad_ctx, loss_fn or build(bad_ctx, weight, kind.call), kind.call, leaves, good_target)
         if isinstance(out, torch.Tensor) and out.device.type == "cuda":
             torch.cuda.synchronize()  # a device-side assert surfaces here
     except Exception as exc:  # noqa: BLE001 - judged by its type just below
@@ -71,7 +73,7 @@ def attempt_isolated(ctx: Context, target: str) -> str | None:
     """`attempt` in a fresh interpreter: a CUDA device-side assert poisons its process."""
     request = {"impl": ctx.impl.name if ctx.impl.origin == "builtin" else ctx.impl.origin,
                "case": ctx.case.params(), "seed": ctx.seed, "target": target}
-    proc = subprocess.run([sys.executable, "-m", "lsuite.judging.isolate", json.dumps(request)],
+    proc = subprocess.run([sys.executable, "-m", "lsuite.checks.isolate", json.dumps(request)],
                           capture_output=True, text=True, timeout=ISOLATED_TIMEOUT_S)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:

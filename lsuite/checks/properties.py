@@ -16,12 +16,12 @@ from dataclasses import replace
 import numpy as np
 
 import reference
-from lsuite.inputs.cases import spec_for
+from lsuite.checks import invariants
+from lsuite.checks.invariants import assert_same, judged_dtype, largest
+from lsuite.inputs.cases import Inputs, spec_for
 from lsuite.inputs.strategies import Sample
 from lsuite.judging import tolerances
 from lsuite.judging import zero_denominator as zd
-from lsuite.judging.assertions import Budget, assert_close
-from lsuite.judging.attainable import finite_max
 from lsuite.judging.wrong_shape import not_run_if_misshapen
 from lsuite.record import claims
 from lsuite.running.runner import Context, Feed, Outcome, run
@@ -62,46 +62,11 @@ def evaluate(ctx: Context, sample: Sample, *, logits=KEEP, target=KEEP, weight=K
              no_grad: bool = False, non_contiguous: bool = False) -> Outcome:
     """One call through the runner on the sample (or on replacements of its arrays),
     backpropagating ones; a misshapen output is not judged (lsuite/judging/wrong_shape.py)."""
-    feed = Feed(logits=sample.logits if logits is KEEP else logits,
-                target=sample.target if target is KEEP else target,
-                weight=sample.weight if weight is KEEP else weight,
-                grad=not no_grad, non_contiguous=non_contiguous)
+    feed = Feed.of_logits(sample.logits if logits is KEEP else logits,
+                          sample.target if target is KEEP else target,
+                          sample.weight if weight is KEEP else weight,
+                          grad=not no_grad, non_contiguous=non_contiguous)
     return not_run_if_misshapen(ctx, run(ctx, feed), feed.logits, feed.target)
-
-
-def _dtype(ctx: Context) -> str:
-    """The dtype whose budgets hold (float32 at float64 for "computes in float32")."""
-    return claims.judged_dtype(ctx.impl, ctx.case.dtype)
-
-
-def _finite_max(*arrays) -> float:
-    """The largest finite magnitude over the arrays (0.0 when none is finite)."""
-    return max((finite_max(np.abs(np.asarray(a, dtype=float))) for a in arrays), default=0.0)
-
-
-def assert_same(ctx: Context, what: str, actual, expected, *, logit_scale: float = 0.0,
-                budget: Budget | None = None) -> None:
-    """actual == expected within the invariant budget, NaN and inf where the other has them."""
-    __tracebackhide__ = True
-    if budget is None:
-        budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(expected), logit_scale)
-    assert_close(what, actual, expected, budget, fail=ctx.fail)
-
-
-# The invariants on fixed inputs of the records not called on one logits tensor
-# (lsuite/judging/fused.py, lsuite/judging/vocab_parallel.py): the constant added to every logit, and the
-# seed of their permutations of classes and rows (a node id is a repro).
-SHIFT = 2.0
-PERMUTATION_SEED = 7
-
-
-def assert_same_outputs(ctx: Context, logits, expected: dict, actual: dict, what: str) -> None:
-    """Every named output of two runs that exact arithmetic makes equal ("value", "grad",
-    "grad_hidden", ...), within the invariant budget of logits this large."""
-    __tracebackhide__ = True
-    logit_scale = finite_max(np.abs(logits))
-    for name, value in expected.items():
-        assert_same(ctx, f"{name} {what}", actual[name], value, logit_scale=logit_scale)
 
 
 def class_axis(array: np.ndarray) -> int:
@@ -114,75 +79,32 @@ def kept_mask(ctx: Context, sample: Sample) -> np.ndarray:
     return np.ones(sample.target.shape, bool) if ignore is None else sample.target != ignore
 
 
-def fixed_classes(ctx: Context, K: int) -> set[int]:
-    """Classes a permutation must leave in place: an in-range ignore_index or padding column."""
-    fixed = set()
-    for index in (ctx.case.effective_ignore_index(ctx.impl),):
-        if index is not None and (0 <= index < K or ctx.impl.pad_index_is_ignore_index):
-            fixed.add(index % K)
-    return fixed
-
-
 # ---------------------------------------------------------------------------------------------
 # The invariants. Each takes (ctx, sample[, extra draws]) and raises on a violation.
 
+def as_inputs(ctx: Context, sample: Sample) -> Inputs:
+    """The drawn sample as the logits kind's inputs (ctx: the sample's context_for)."""
+    spec = spec_for(ctx.impl, ctx.case)
+    return Inputs(sample.logits, sample.target, sample.weight, None, spec.ignore_index, spec)
+
+
 def shift_invariance(ctx: Context, sample: Sample, shifts: np.ndarray) -> None:
-    """L(z + c_row) == L(z) and the gradient too, for a constant c per row."""
+    """L(z + c_row) == L(z) and the gradient too, for a drawn constant c per row
+    (lsuite/checks/invariants.py)."""
     ctx = context_for(ctx, sample)
-    axis = class_axis(sample.logits)
-    shifted = sample.logits + np.expand_dims(shifts.reshape(sample.target.shape), axis)
-    base, moved = evaluate(ctx, sample), evaluate(ctx, sample, logits=shifted)
-    scale = _finite_max(sample.logits, shifted)
-    assert_same(ctx, "value after shift", moved.value, base.value, logit_scale=scale)
-    assert_same(ctx, "grad after shift", moved.grad, base.grad, logit_scale=scale)
-
-
-def seeded_order(ctx: Context, K: int, seed: int) -> np.ndarray:
-    """A seeded permutation of the K classes that leaves fixed_classes in place."""
-    fixed = fixed_classes(ctx, K)
-    movable = [c for c in range(K) if c not in fixed]
-    order = np.arange(K)
-    order[movable] = np.random.default_rng(seed).permutation(movable)
-    return order
-
-
-def relabel(ctx: Context, target: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The targets once the classes are permuted by `order` (class order[j] moves to j);
-    targets equal to the ignore_index passed stay as they are."""
-    inverse = np.argsort(order)  # new position of old class c
-    index = ctx.case.passed_ignore_index
-    kept = target != index if index is not None else np.ones(target.shape, bool)
-    return np.where(kept, inverse[np.where(kept, target, 0)], target)
+    invariants.shift_invariance(ctx, as_inputs(ctx, sample), shifts)
 
 
 def class_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
     """Permuting classes (targets and weights remapped) permutes the gradient, keeps the value."""
     ctx = context_for(ctx, sample)
-    axis = class_axis(sample.logits)
-    target = relabel(ctx, sample.target, order)
-    weight = None if sample.weight is None else sample.weight[order]
-    logits = np.take(sample.logits, order, axis=axis)
-    base = evaluate(ctx, sample)
-    moved = evaluate(ctx, sample, logits=logits, target=target, weight=weight)
-    scale = _finite_max(sample.logits)
-    value = base.value
-    if np.shape(value) == np.shape(sample.logits):  # per element (bce 'none'): moves with its class
-        value = np.take(value, order, axis=axis)
-    assert_same(ctx, "value after class permutation", moved.value, value, logit_scale=scale)
-    assert_same(ctx, "grad after class permutation", moved.grad,
-                np.take(base.grad, order, axis=axis), logit_scale=scale)
+    invariants.class_permutation(ctx, as_inputs(ctx, sample), order)
 
 
 def batch_permutation(ctx: Context, sample: Sample, order: np.ndarray) -> None:
     """Permuting rows keeps a reduced value, permutes `none` and the gradient."""
     ctx = context_for(ctx, sample)
-    base = evaluate(ctx, sample)
-    moved = evaluate(ctx, sample, logits=sample.logits[order], target=sample.target[order])
-    expected = base.value[order] if ctx.case.reduction == "none" else base.value
-    scale = _finite_max(sample.logits)
-    assert_same(ctx, "value after batch permutation", moved.value, expected, logit_scale=scale)
-    assert_same(ctx, "grad after batch permutation", moved.grad, base.grad[order],
-                logit_scale=scale)
+    invariants.batch_permutation(ctx, as_inputs(ctx, sample), order)
 
 
 def affine_in_smoothing(ctx: Context, sample: Sample, fixed: bool = False) -> None:
@@ -196,7 +118,7 @@ def affine_in_smoothing(ctx: Context, sample: Sample, fixed: bool = False) -> No
         zd.judge_mean(ctx, f"at eps={eps!r}", at[eps].value, at[eps].grad,
                       zd.reference_numerator(ctx, sample), listed=fixed)
         return
-    scale = _finite_max(sample.logits)
+    scale = largest(sample.logits)
     for what in ("value", "grad"):
         mixed = (1 - eps) * getattr(at[0.0], what) + eps * getattr(at[1.0], what)
         assert_same(ctx, f"{what} at eps={eps!r}", getattr(at[eps], what), mixed,
@@ -215,7 +137,7 @@ def ignored_rows_are_inert(ctx: Context, sample: Sample, replacement: np.ndarray
         if (outcome.grad[rows] != 0).any():
             bad = float(np.abs(outcome.grad[rows]).max())
             raise ctx.fail(f"grad on ignored rows={bad!r} (max abs), but should be exactly 0")
-    scale = _finite_max(sample.logits, other)
+    scale = largest(sample.logits, other)
     assert_same(ctx, "value after changing ignored rows", moved.value, base.value,
                 logit_scale=scale)
     assert_same(ctx, "grad after changing ignored rows", moved.grad, base.grad,
@@ -227,7 +149,7 @@ def sum_is_sum_of_none(ctx: Context, sample: Sample) -> None:
     total = evaluate(context_for(ctx, sample, reduction="sum"), sample)
     parts = evaluate(context_for(ctx, sample, reduction="none"), sample)
     ctx = context_for(ctx, sample, reduction="sum")
-    scale = _finite_max(sample.logits)
+    scale = largest(sample.logits)
     assert_same(ctx, "sum", total.value, parts.value.sum(), logit_scale=scale)
     assert_same(ctx, "grad of sum", total.grad, parts.grad, logit_scale=scale)
 
@@ -239,7 +161,7 @@ def mean_is_sum_over_denominator(ctx: Context, sample: Sample, fixed: bool = Fal
     ctx = context_for(ctx, sample, reduction="mean")
     kept = kept_mask(ctx, sample)
     denominator = zd.mean_denominator(kept, sample.target, sample.weight)
-    scale = _finite_max(sample.logits)
+    scale = largest(sample.logits)
     if denominator == 0:  # the sum over 0: +-inf, or 0/0 (lsuite/judging/zero_denominator.py)
         numerator = float(total.value) if kept.any() else 0.0  # nothing kept: the empty mean
         zd.judge_mean(ctx, f"mean (sum={numerator!r} over a zero denominator)", mean.value,
@@ -256,7 +178,7 @@ def gradient_rows_sum_to_zero(ctx: Context, sample: Sample) -> None:
     ctx = context_for(ctx, sample)
     grad = evaluate(ctx, sample).grad
     sums = grad.sum(axis=class_axis(grad))
-    budget = tolerances.invariant_budget(_dtype(ctx), _finite_max(grad) * sample.K)
+    budget = tolerances.invariant_budget(judged_dtype(ctx), largest(grad) * sample.K)
     assert_same(ctx, "grad summed over classes", sums, np.zeros_like(sums), budget=budget)
 
 
@@ -295,8 +217,8 @@ def bounded_below_by_entropy(ctx: Context, sample: Sample) -> None:
     bound = reduce_rows(ctx, sample, bound)
     # (Σq)·LSE − q·z: terms of the logits' size cancel, so rounding is relative to |z| (as in
     # invariant_budget); the bugs caught here (a sign, logits fed as log-probs) are O(1).
-    budget = tolerances.BOUND_RTOL[_dtype(ctx)] * _finite_max(bound, value) \
-        + tolerances.RTOL[_dtype(ctx)] * _finite_max(sample.logits) + tolerances.ATOL[_dtype(ctx)]
+    budget = tolerances.BOUND_RTOL[judged_dtype(ctx)] * largest(bound, value) \
+        + tolerances.RTOL[judged_dtype(ctx)] * largest(sample.logits) + tolerances.ATOL[judged_dtype(ctx)]
     below = np.asarray(value < bound - budget)
     if below.any():
         flat = int(np.argmax(below.reshape(-1)))
@@ -321,7 +243,7 @@ def minimum_at_log_target(ctx: Context, sample: Sample) -> None:
     if ctx.impl.form == "ce":
         expected = np.asarray(reference.entropy(q))
     expected = reduce_rows(ctx, sample, expected)
-    scale = _finite_max(at.logits)
+    scale = largest(at.logits)
     assert_same(ctx, "value at the minimiser", outcome.value, expected, logit_scale=scale)
     assert_same(ctx, "grad at the minimiser", outcome.grad, np.zeros_like(outcome.grad),
                 logit_scale=scale)
@@ -345,10 +267,10 @@ def implied_target_mass(ctx: Context, sample: Sample, classes: list[int]) -> Non
         mass = float((g1 - g0) @ direction / (direction @ direction))
         q = mass / K - g0
         err = abs(mass - 1.0)
-        if not err <= tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:
+        if not err <= tolerances.TARGET_MASS_ATOL[judged_dtype(ctx)]:
             raise context_for(ctx, replace(row, logits=z1[None, :])).fail(
                        f"implied target mass sum(q)={mass!r} for target class {cls}, but should be 1 "
-                       f"(budget {tolerances.TARGET_MASS_ATOL[_dtype(ctx)]:.3g}); recovered "
+                       f"(budget {tolerances.TARGET_MASS_ATOL[judged_dtype(ctx)]:.3g}); recovered "
                        f"q[{cls}]={q[cls]!r}, min(q)={q.min()!r}")
 
 
@@ -365,13 +287,13 @@ def no_grad_matches_grad(ctx: Context, sample: Sample) -> None:
     ctx = context_for(ctx, sample)
     with_grad, without = evaluate(ctx, sample), evaluate(ctx, sample, no_grad=True)
     assert_same(ctx, "value under no_grad", without.value, with_grad.value,
-                logit_scale=_finite_max(sample.logits))
+                logit_scale=largest(sample.logits))
 
 
 def non_contiguous_matches_contiguous(ctx: Context, sample: Sample) -> None:
     ctx = context_for(ctx, sample)
     base, strided = evaluate(ctx, sample), evaluate(ctx, sample, non_contiguous=True)
-    scale = _finite_max(sample.logits)
+    scale = largest(sample.logits)
     assert_same(ctx, "value on non-contiguous logits", strided.value, base.value,
                 logit_scale=scale)
     assert_same(ctx, "grad on non-contiguous logits", strided.grad, base.grad,
@@ -393,7 +315,7 @@ def layout_matches_2d(ctx: Context, sample: Sample) -> None:
     expected = expected * factor
     grad = np.moveaxis(plain.grad.reshape(*sample.target.shape, K), -1,
                        class_axis(sample.logits)) * factor
-    scale = _finite_max(sample.logits)
+    scale = largest(sample.logits)
     assert_same(ctx_nd, f"value in layout {sample.layout}", shaped.value, expected,
                 logit_scale=scale)
     assert_same(ctx_nd, f"grad in layout {sample.layout}", shaped.grad, grad,
