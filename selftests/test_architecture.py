@@ -95,3 +95,34 @@ def test_no_module_is_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in modules()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def vendored_but_not_shipped(root: Path) -> list[str]:
+    """Vendored files (a 'Vendored' first line) whose package is not in pyproject's packages,
+    or whose folder has no LICENSE.* that the package-data ships."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11's")
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    problems = []
+    for file in sorted((root / "lsuite" / "vendor").rglob("*.py")):
+        if not file.read_text().startswith("# Vendored"):
+            continue
+        package = ".".join(file.parent.relative_to(root).parts)
+        if package not in config["packages"]:
+            problems.append(f"{file.relative_to(root)}: {package} is not in packages")
+        patterns = config["package-data"].get(package, [])
+        if not any(licence.match(pattern) for licence in file.parent.glob("LICENSE.*")
+                   for pattern in patterns):
+            problems.append(f"{file.relative_to(root)}: no LICENSE.* shipped beside it")
+    return problems
+
+
+def test_every_vendored_file_ships_with_its_licence(tmp_path):
+    assert vendored_but_not_shipped(ROOT) == []
+    broken = tmp_path / "lsuite" / "vendor" / "lib_1_0"
+    broken.mkdir(parents=True)
+    (broken / "kernel.py").write_text("# Vendored from lib 1.0\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.setuptools]\npackages = ["lsuite.vendor"]\n[tool.setuptools.package-data]\n')
+    assert vendored_but_not_shipped(tmp_path) == [
+        "lsuite/vendor/lib_1_0/kernel.py: lsuite.vendor.lib_1_0 is not in packages",
+        "lsuite/vendor/lib_1_0/kernel.py: no LICENSE.* shipped beside it"]

@@ -128,7 +128,8 @@ def test_two_gpus_run_nccl_at_worlds_1_and_2(tmp_path):
 TRITON_RECORDS = ["fla_cross_entropy", "fla_cross_entropy_tp", "fla_fused_linear_ce",
                              "flash_attn_cross_entropy", "flash_attn_cross_entropy_tp", "liger_cross_entropy",
                              "liger_fused_linear_ce", "liger_vocab_parallel_ce",
-                             "liger_vocab_parallel_ce_partition"]
+                             "liger_vocab_parallel_ce_partition", "te_2_18_0_parallel_ce",
+                             "te_2_20_2_parallel_ce"]
 
 
 def test_the_triton_step_names_the_triton_and_fused_linear_records(tmp_path):

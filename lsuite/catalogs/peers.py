@@ -26,7 +26,7 @@ import importlib.util
 import sys
 import types
 
-from lsuite.catalogs import peers_fla, peers_logits, peers_parallel, peers_triton
+from lsuite.catalogs import peers_fla, peers_logits, peers_parallel, peers_te, peers_triton
 from lsuite.catalogs.catalog import (
     CONFIDENT_ROWS,
     FLOAT16_SUM_OVERFLOWS,
@@ -383,7 +383,7 @@ PEERS: tuple[Impl, ...] = (
 
 # The records kept beside this module, by the input they take (lsuite/peers_*.py).
 PEERS = (PEERS + peers_logits.RECORDS + peers_parallel.RECORDS + peers_triton.RECORDS
-         + peers_fla.RECORDS)
+         + peers_fla.RECORDS + peers_te.RECORDS)
 
 
 def by_name() -> dict[str, Impl]:
