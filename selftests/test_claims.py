@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lsuite import Impl, construct
 from lsuite.catalogs import peers, triton_here
 from lsuite.checks.reference import check_against_reference
-from lsuite.inputs.cases import Case, supports
+from lsuite.inputs.cases import Case, default_case, supports
 from lsuite.running.runner import CheckFailed, Context
 
 
@@ -48,6 +48,15 @@ RECORD = Impl(
 def test_a_record_of_fields_only_passes_where_its_claims_hold(case):
     assert supports(RECORD, case) is None
     check_against_reference(Context(impl=RECORD, case=case))
+
+
+def test_a_record_without_float64_gets_a_base_case_it_claims():
+    """A record refusing float64 (TransformerEngine's) gets every fixed-dtype check on its
+    first dtype, not an empty set of cases."""
+    no_float64 = dataclasses.replace(RECORD, dtypes=("float32", "bfloat16"))
+    base = default_case(no_float64)
+    assert base.dtype == "float32" and supports(no_float64, base) is None
+    assert default_case(RECORD).dtype == "float64"
 
 
 def test_eps_one_is_not_claimed_when_eps_max_is_exclusive():

@@ -144,10 +144,14 @@ def shard_bounds(K: int, world: int) -> list[tuple[int, int]]:
 
 
 def default_case(impl: Impl) -> Case:
-    """The base case for an implementation: its first reduction, its smallest default eps."""
+    """The base case for an implementation: float64 (else its first dtype: a record that
+    refuses float64 still gets every check that does not vary the dtype), its first
+    reduction, its smallest default eps."""
     eps = 0.1 if impl.supports_eps(0.1) else impl.eps_max
     reduction = "mean" if "mean" in impl.reductions else impl.reductions[0]
-    return Case(reduction=reduction, eps=eps, weight="random" if impl.requires_weights else "none")
+    dtype = "float64" if "float64" in impl.dtypes else impl.dtypes[0]
+    return Case(dtype=dtype, reduction=reduction, eps=eps,
+                weight="random" if impl.requires_weights else "none")
 
 
 @dataclass(frozen=True)
