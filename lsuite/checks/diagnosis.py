@@ -14,12 +14,16 @@ from lsuite.running.runner import Context
 
 def what_it_computes(ctx: Context, inputs, out) -> dict | None:
     """The target distribution and denominator its gradient implies (lsuite/judging/effective.py),
-    for a cross-entropy record with class-index targets and no class weights; None else."""
+    for a cross-entropy record with class-index targets and no class weights; None else, and
+    None where the outputs are not finite, or where in half precision no known convention
+    fits (there the gradient's rounding would be read as a distribution)."""
     case, impl = ctx.case, ctx.impl
     if (impl.input not in ("logits", "log_probs") or impl.form not in ("ce", "kl")
             or case.targets != "index" or inputs.weight is not None or out.grad is None
-            or np.shape(out.grad) != np.shape(inputs.logits)):
+            or np.shape(out.grad) != np.shape(inputs.logits)
+            or not (np.isfinite(out.value).all() and np.isfinite(out.grad).all())):
         return None
+    grad = out.grad if inputs.upstream in (None, 0) else out.grad / inputs.upstream
     logits = np.asarray(inputs.logits, dtype=float)
     rows = reference.rows_last(logits).shape[0]
     if case.reduction == "mean":
@@ -30,13 +34,16 @@ def what_it_computes(ctx: Context, inputs, out) -> dict | None:
     else:
         denominators = {"1 (no mean)": 1.0}
     try:
-        return effective.recover(inputs.logits, inputs.target, out.grad, eps=case.eps,
-                                 claimed=impl.convention, reduction=case.reduction,
-                                 denominators=denominators, cotangent=inputs.cotangent,
-                                 ignore_index=inputs.spec.ignore_index,
-                                 pad_index=inputs.spec.pad_index)
+        found = effective.recover(inputs.logits, inputs.target, grad, eps=case.eps,
+                                  claimed=impl.convention, reduction=case.reduction,
+                                  denominators=denominators, cotangent=inputs.cotangent,
+                                  ignore_index=inputs.spec.ignore_index,
+                                  pad_index=inputs.spec.pad_index)
     except (ValueError, np.linalg.LinAlgError):  # a diagnosis only: never fails the check
         return None
+    if found is not None and case.dtype in ("bfloat16", "float16") and found.get("closest") is None:
+        return None
+    return found
 
 
 

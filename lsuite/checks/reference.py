@@ -102,13 +102,14 @@ def check_against_reference(ctx: Context) -> dict:
     problems, metrics, found, worst = [], ({"world": case.world} if kind.ranks else {}), [], {}
     for rank, out in enumerate(results):
         where = f"rank {rank} of {world}: " if kind.ranks else ""
-        problems += [f"rank {rank}: {note}" for note in out.notes] if kind.ranks else list(out.notes)
+        problems += [_prefixed(f"rank {rank}: " if kind.ranks else "", note) for note in out.notes]
         actual = {"value": out.value, **out.grads}
         for name in ("value", *kind.gradients):
             if claimed.get(name) is None:
                 continue
             if name not in actual:
-                problems.append(f"{where}no gradient for the {name}")
+                problems.append(causes.Explained(f"{where}no gradient for the {name}", [causes.part(
+                    "no_gradient", name, f"no gradient for the {name}")]))
                 continue
             cols = columns(kind, name, case.K, rank, world)
             rounded_in = out.dtype if name == "value" and out.dtype in tolerances.RTOL else dtype
@@ -147,10 +148,10 @@ def check_against_reference(ctx: Context) -> dict:
             cols = columns(kind, name, case.K, rank, world)
             expected = rounded_expectation(_part(claimed[name], cols), dtype)
             if severity.is_divergence(actual, expected, _part(twin[name], cols), judged.budget, zero):
-                divergences.append(f"{where}{judged.problem} ({_why(zero)})")
-                diverged.append(f"{where}{judged.problem}")
+                divergences.append(_prefixed(where, judged.problem, f" ({_why(zero)})"))
+                diverged.append(_prefixed(where, judged.problem))
             else:
-                problems.append(f"{where}{judged.problem}")
+                problems.append(_prefixed(where, judged.problem))
     if problems:
         found_causes = causes.of_texts(problems)
         computes = what_it_computes(ctx, inputs, results[0]) if len(results) == 1 and any(
@@ -162,6 +163,13 @@ def check_against_reference(ctx: Context) -> dict:
         raise ctx.fail("; ".join(divergences), kind=severity.CheckDiverged,
                        causes=causes.of_texts(diverged))
     return metrics
+
+
+def _prefixed(where: str, text: str, after: str = "") -> str:
+    """`text` with a prefix (which rank) and a suffix, keeping the causes it carries."""
+    if not where and not after:
+        return text
+    return causes.Explained(f"{where}{text}{after}", getattr(text, "causes", None))
 
 
 def _whole_logits_gradient(kind, results):
