@@ -236,21 +236,16 @@ NEGATIVE_DEFAULT = (
 TORCH_CE_DEFECTS = (TORCH_ACCEPTS_NEGATIVE_EPS, FLOAT16_OVERFLOW, FLOAT16_SMOOTHING_SUM_OVERFLOWS,
                     TORCH_ROUNDS_SOFTMAX)
 
+# nn.CrossEntropyLoss as the seeds call it, with or without class weights
+TORCH_CE_CLAIMS = dict(build=build_torch_ce, convention="inclusive", form="ce", prob_targets=True,
+                       validates_arguments=True, known_defects=TORCH_CE_DEFECTS)
+
 CATALOG: tuple[Impl, ...] = (
-    Impl(
-        name="seed000_ce",
-        description="nn.CrossEntropyLoss(label_smoothing=eps) (seed 000)",
-        build=build_torch_ce, convention="inclusive", form="ce",
-        weights=False, prob_targets=True, validates_arguments=True,
-        known_defects=TORCH_CE_DEFECTS,
-    ),
-    Impl(
-        name="seed002_ce_weighted",
-        description="nn.CrossEntropyLoss(weight=w, label_smoothing=eps) (seed 002's question)",
-        build=build_torch_ce, convention="inclusive", form="ce",
-        requires_weights=True, prob_targets=True, validates_arguments=True,
-        known_defects=TORCH_CE_DEFECTS,
-    ),
+    Impl(name="seed000_ce", description="nn.CrossEntropyLoss(label_smoothing=eps) (seed 000)",
+         weights=False, **TORCH_CE_CLAIMS),
+    Impl(name="seed002_ce_weighted",
+         description="nn.CrossEntropyLoss(weight=w, label_smoothing=eps) (seed 002's question)",
+         requires_weights=True, **TORCH_CE_CLAIMS),
     Impl(
         name="seed000_quiz_exclusive",
         description="CrossEntropyLoss on hand-built exclusive targets (seed 000's quiz answer)",

@@ -69,40 +69,36 @@ LIGER_PARTITION = (
     "world > 1 with eps > 0 the ranks' losses disagree and differ from world 1's (hand check: "
     "docs/catalogs.md)")
 
+
+def _liger(name: str, formula: str, mode: str, convention: str, how: str, defects=()) -> Impl:
+    """A record of LigerVocabParallelCrossEntropy(label_smoothing=eps, ignore_index) with the
+    formula and mode given, called with the check's group (Triton kernels, gloo all-reduces)."""
+    return Impl(
+        name=name, build=LigerVocabParallel(formula, mode), convention=convention,
+        description=(f"Liger-Kernel {version('liger-kernel')} LigerVocabParallelCrossEntropy("
+                     f"label_smoothing=eps, ignore_index, label_smoothing_formula={formula!r}, "
+                     f"label_smoothing_mode={mode!r}): {how}"),
+        known_defects=(LIGER_VP_LOG_OF_EXP, *defects), **LIGER_VP_CLAIMS)
+
+
 RECORDS: tuple[Impl, ...] = (
-    Impl(
-        name="liger_vocab_parallel_ce",
-        description=(f"Liger-Kernel {version('liger-kernel')} LigerVocabParallelCrossEntropy("
-                     "label_smoothing=eps, ignore_index) with its defaults label_smoothing_formula="
-                     "'pytorch', label_smoothing_mode='global', called with the check's group "
-                     "(Triton kernels, gloo all-reduces)"),
-        # transformers/vocab_parallel_cross_entropy.py: `"pytorch"` (default): "q' = (1 - alpha)
-        # * q + (alpha / K) * uniform. Same as torch.nn.functional.cross_entropy(...,
-        # label_smoothing=alpha)"; `"global"` (default): "H(u, p) averaged over V_global. Adds
-        # one AllReduce ... Exact result - matches a single-rank reference computed on the
-        # full logits" (`v_for_K = v_local * world`).
-        build=LigerVocabParallel("pytorch", "global"), convention="inclusive",
-        known_defects=(LIGER_VP_LOG_OF_EXP,), **LIGER_VP_CLAIMS,
-    ),
-    Impl(
-        name="liger_vocab_parallel_ce_partition",
-        description=(f"Liger-Kernel {version('liger-kernel')} LigerVocabParallelCrossEntropy("
-                     "label_smoothing=eps, ignore_index, label_smoothing_formula='megatron', "
-                     "label_smoothing_mode='partition'): the defaults of its Megatron drop-in "
-                     "LigerMegatronCrossEntropy (liger_kernel/megatron/cross_entropy.py)"),
-        # megatron/cross_entropy.py: overrides the defaults "to match Megatron-LM's
-        # vocab_parallel_cross_entropy bit-for-bit (formula="megatron", mode="partition")";
-        # `"megatron"`: "q' = (1 - alpha) * q + (alpha / (K - 1)) * uniform_excluding_gt"
-        # (exclusive); `"partition"`: "H(u, p) averaged over V_local on each rank. No extra
-        # AllReduce. Loss tensor differs per rank under this mode".
-        build=LigerVocabParallel("megatron", "partition"), convention="exclusive",
-        known_defects=(
-            LIGER_VP_LOG_OF_EXP,
-            *(KnownDefect(LIGER_PARTITION, checks=checks, kinds=kinds, when=scope)
-              for checks, kinds, scope in (
-                  (("shards_permuting_classes_across_shards_permutes_the_gradient",), ("reference",),
-                   (when.world > 1) & (when.eps > 0) & (when.N > 0) & (when.ignore != "all")),
-                  (("world_size_does_not_change_the_result",), (), when.eps > 0)))),
-        **LIGER_VP_CLAIMS,
-    ),
+    # transformers/vocab_parallel_cross_entropy.py: `"pytorch"` (default): "q' = (1 - alpha)
+    # * q + (alpha / K) * uniform. Same as torch.nn.functional.cross_entropy(...,
+    # label_smoothing=alpha)"; `"global"` (default): "H(u, p) averaged over V_global. Adds
+    # one AllReduce ... Exact result - matches a single-rank reference computed on the
+    # full logits" (`v_for_K = v_local * world`).
+    _liger("liger_vocab_parallel_ce", "pytorch", "global", "inclusive", "its defaults"),
+    # megatron/cross_entropy.py: overrides the defaults "to match Megatron-LM's
+    # vocab_parallel_cross_entropy bit-for-bit (formula="megatron", mode="partition")";
+    # `"megatron"`: "q' = (1 - alpha) * q + (alpha / (K - 1)) * uniform_excluding_gt"
+    # (exclusive); `"partition"`: "H(u, p) averaged over V_local on each rank. No extra
+    # AllReduce. Loss tensor differs per rank under this mode".
+    _liger("liger_vocab_parallel_ce_partition", "megatron", "partition", "exclusive",
+           "the defaults of its Megatron drop-in LigerMegatronCrossEntropy "
+           "(liger_kernel/megatron/cross_entropy.py)",
+           tuple(KnownDefect(LIGER_PARTITION, checks=checks, kinds=kinds, when=scope)
+                 for checks, kinds, scope in (
+                     (("shards_permuting_classes_across_shards_permutes_the_gradient",), ("reference",),
+                      (when.world > 1) & (when.eps > 0) & (when.N > 0) & (when.ignore != "all")),
+                     (("world_size_does_not_change_the_result",), (), when.eps > 0)))),
 )
