@@ -696,6 +696,32 @@ def test_browser_renders_the_report(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, f"{len(png)} bytes"
 
 
+def test_the_page_never_scrolls_sideways_at_1400_px(tmp_path):
+    """A table wider than the window (many records with long claims) scrolls inside itself:
+    the page's own width stays the window's, as the browser lays it out."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("LS_REQUIRE_BROWSER"):  # set by .ci/run, which installs chromium
+            pytest.fail("LS_REQUIRE_BROWSER is set but no chromium or chromium-browser is on PATH")
+        pytest.skip("no chromium or chromium-browser on PATH: the layout check needs one")
+    results = make_results()
+    for n in range(12):  # a catalog's worth of records, each with every kind of outcome
+        name = f"library_{n}_vocab_parallel_cross_entropy_partition_mode"
+        results["environment"]["impls"].append(impl_record(name, convention="padding_excluded"))
+        for outcome in ("passed", "failed", "xfailed", "divergence", "skipped"):
+            results["checks"].append(check(name, outcome, message=DEFECT, metrics=errs(1e-9, 1e-10)))
+    out = write_report(results, tmp_path / "report.html")
+    probe = tmp_path / "probe.html"
+    probe.write_text(out.read_text().replace("</body>", "<script>document.title = 'W=' + "
+                                             "document.documentElement.scrollWidth;</script></body>"))
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--window-size=1400,900", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    width = re.search(r"<title>W=(\d+)</title>", proc.stdout)
+    assert width, proc.stderr[-2000:]
+    assert int(width.group(1)) <= 1400
+
+
 def test_package_interface_round_trips_a_results_file(tmp_path):
     """What lsuite and users call: write_report renders a payload, load_results reads the
     payload back validated, and a broken file is a ResultsError (one line)."""
