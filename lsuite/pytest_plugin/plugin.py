@@ -25,7 +25,7 @@ from lsresults.text import repro
 from lsuite.catalogs import catalog, loading, peers, triton_here
 from lsuite.inputs.cases import Case, default_case
 from lsuite.judging.severity import CheckDiverged, SuiteError
-from lsuite.kinds import kind_of, supports
+from lsuite.kinds import KIND_AXES, kind_of, supports
 from lsuite.pytest_plugin import outputs, results
 from lsuite.pytest_plugin.stash import BASELINE, COLLECTOR, CUDA, IMPLS, POOL
 from lsuite.record import claims
@@ -278,6 +278,13 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(("impl", "case"), params)
 
 
+def _params(impl: Impl, case: Case) -> dict:
+    """The case's fields for results.json, without the axes of other input kinds (a logits
+    check has no hidden size, bias or world)."""
+    own = kind_of(impl).axes
+    return {k: v for k, v in case.params().items() if k not in KIND_AXES or k in own}
+
+
 def _repro(item, impl: Impl) -> str:
     """A shell command that reruns this one check (every argument quoted for the shell)."""
     return repro(item.nodeid, None if impl.origin == "builtin" else impl.origin)
@@ -297,7 +304,7 @@ def pytest_collection_modifyitems(config, items):
         check, kind = item.originalname.removeprefix("test_"), check_kind(item)
         defect = impl.defect_for(check, kind, case)
         item.user_properties.append((results.PROPERTY, {
-            "impl": impl.name, "check": check, "kind": kind, "params": case.params(),
+            "impl": impl.name, "check": check, "kind": kind, "params": _params(impl, case),
             "repro": _repro(item, impl), "known_defect": None if defect is None else defect.reason}))
         if item.get_closest_marker("timeout") is None and not config.getoption("timeout", None):
             item.add_marker(pytest.mark.timeout(limit * impl.time_factor + backstop))
