@@ -95,6 +95,15 @@ def test_interpreted_triton_records_skip_cases_over_the_cap(monkeypatch):
     assert "TRITON_INTERPRET" in triton_here.skip_reason(kernel, Case(), cuda_available=True)
 
 
+def test_interpreted_triton_records_get_a_longer_time_limit(monkeypatch):
+    kernel = dataclasses.replace(RECORD, triton=True)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert triton_here.as_run_here(kernel).time_factor == triton_here.INTERPRETED_TIME_FACTOR > 1
+    assert triton_here.as_run_here(dataclasses.replace(kernel, time_factor=5.0)).time_factor == 5.0
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert triton_here.as_run_here(kernel).time_factor == 1.0  # compiled: the plain limit
+
+
 def test_interpreted_triton_records_drop_the_fields_and_dtypes_the_interpreter_cannot_run(monkeypatch):
     kernel = dataclasses.replace(RECORD, triton=True, weights=True,
                                  interpreter_cannot=("weights", "bfloat16", "float16"))
