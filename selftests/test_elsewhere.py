@@ -18,6 +18,7 @@ from lsuite.inputs.cases import default_case, supports
 from lsuite.judging import severity
 from lsuite.judging import zero_denominator as zd
 from lsuite.running.runner import CheckFailed, Context
+from selftests import sweep
 from selftests.impls import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +139,7 @@ def test_a_float16_smoothing_sum_overflow_at_k_32000_fails_and_a_float32_kernel_
 KERNELS = ROOT / "selftests" / "impls" / "kernels.py"
 CORRECT_ELSEWHERE = ("OnlineSoftmaxCE", "HandBackwardFloat64CE", "DistributionsCE")
 SEEDS = tuple(range(10))
+QUICK_SEEDS = SEEDS[:2]  # without LS_SELFTEST_SWEEP=1 (selftests/sweep.py): CI's seeds
 SCALAR = ("mean", "sum")
 # broken drop-in -> the axes of the suite check that must catch it (its ls_cases marker,
 # suites/), each drop-in modelled on a reported bug (selftests/impls/)
@@ -187,10 +189,12 @@ def _caught(impl, axes, seed) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", sweep.seeds(SEEDS, QUICK_SEEDS))
 def test_correct_code_from_elsewhere_passes_under_every_seed(tmp_path, seed):
     """The drawn invariants under ten Hypothesis seeds (and the kernel edges' fixed cases
-    under the first), three correct drop-ins written as kernels and libraries write them."""
+    under the first), three correct drop-ins written as kernels and libraries write them.
+    One suite run per seed: the first two run by default, the other eight skip unless
+    LS_SELFTEST_SWEEP=1."""
     select = "test_invariants or kernel_edges" if seed == SEEDS[0] else "test_invariants"
     args = ["-k", select, f"--hypothesis-seed={seed}", f"--ls-seed={seed}",
             "--ignore", str(ROOT / "suites" / "test_benchmarks.py")]
@@ -206,9 +210,10 @@ def test_correct_code_from_elsewhere_passes_under_every_seed(tmp_path, seed):
 @pytest.mark.parametrize("name", sorted(BROKEN_ELSEWHERE))
 def test_broken_code_from_elsewhere_fails_under_every_seed(name):
     """Each broken drop-in fails the check built for its kind of bug, whatever the seed of
-    the cases' inputs (--ls-seed 0..9); in the suite's own process, for speed."""
+    the cases' inputs (--ls-seed 0..9 with LS_SELFTEST_SWEEP=1, else 0 and 1); in the suite's
+    own process, for speed."""
     impl = loading.load(_spec(name), set())
-    for seed in SEEDS:
+    for seed in SEEDS if sweep.SWEEP else QUICK_SEEDS:
         assert _caught(impl, BROKEN_ELSEWHERE[name], seed), (name, seed)
 
 

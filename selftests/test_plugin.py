@@ -6,6 +6,7 @@ Each run is a real `pytest suites/` in a subprocess (pytester), as a user would 
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lsuite.pytest_plugin import results
+from selftests import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 DROPINS = ROOT / "selftests" / "impls" / "dropins.py"
@@ -130,10 +132,17 @@ def _mutant_file(name):
     return BEYOND if name in BEYOND_MUTANTS else RECORDS if name in RECORD_MUTANTS else DROPINS
 
 
+def _named_checks() -> list[str]:
+    """-k for the checks named in CAUGHT_BY (each mutant runs through all of them)."""
+    return [] if sweep.SWEEP else ["-k", " or ".join(sorted({check for check, _ in CAUGHT_BY.values()}))]
+
+
 @pytest.fixture(scope="module")
 def mutant_run():
-    """One suite run over every mutant at once (-n 2); its results stay in reports/mutants/."""
-    args = []
+    """One suite run over every mutant at once (-n 2); its results stay in reports/mutants/.
+    It runs the checks named in CAUGHT_BY, or, with LS_SELFTEST_SWEEP=1, every check (then
+    catching.json is the whole mutant -> catching-checks table)."""
+    args = _named_checks()
     for name in CAUGHT_BY:
         args += ["--ls-impl", f"{_mutant_file(name)}:{name}"]
     proc = subprocess.run(
@@ -145,7 +154,7 @@ def mutant_run():
          "--ignore", str(ROOT / "suites" / "test_equivalences.py"),
          "--ignore", str(ROOT / "suites" / "test_benchmarks.py"),
          f"--ls-report-dir={MUTANTS_DIR}", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+        cwd=ROOT, capture_output=True, text=True, timeout=1800 if sweep.SWEEP else 900)
     payload = json.loads((MUTANTS_DIR / "results.json").read_text())
     table = {name: sorted(failed_checks(payload, name)) for name in CAUGHT_BY}
     (MUTANTS_DIR / "catching.json").write_text(json.dumps(table, indent=1))
@@ -169,16 +178,17 @@ def test_every_mutant_is_caught_by_the_named_check(mutant_run, mutant):
 
 
 def test_hanging_implementation_fails_its_checks_and_the_run_goes_on(pytester):
-    # 5 s: a hang is killed at the limit all the same, and a correct loss's check (K = 11)
-    # stays well inside it on a loaded machine (1 s timed one out at load 10)
-    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:Hangs",
-                                "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "--ls-timeout=5",
-                                "-k", "every_dtype_and_reduction and (Hangs-cpu-float32 or LabelSmoothedCE)")
-    hung = sorted(outcomes(payload, "Hangs").values(), key=lambda c: c["nodeid"])
+    """The hang's record cuts --ls-timeout to 1 s for its checks; the correct drop-in keeps
+    20 s (a 1 s limit for both once timed out a correct check under load)."""
+    result, payload = run_suite(pytester, "--ls-impl", f"{DROPINS}:HangsBriefly",
+                                "--ls-impl", f"{EXAMPLE}:LabelSmoothedCE", "--ls-timeout=20",
+                                "-k", "every_dtype and (HangsBriefly-cpu-float32 or LabelSmoothedCE)")
+    hung = sorted(outcomes(payload, "HangsBriefly").values(), key=lambda c: c["nodeid"])
     assert result.ret == 1
     assert hung and all(c["outcome"] == "failed" for c in hung)
     timed_out = [c for c in hung if "Timeout" in c["message"]]
     assert len(timed_out) == 1, "the first hang is killed at the limit; the rest are not run"
+    assert float(re.search(r"no answer within ([\d.]+) s", timed_out[0]["message"]).group(1)) <= 1
     assert all("not run: it hung in" in c["message"] for c in hung if c not in timed_out)
     assert any(c["outcome"] == "passed" for c in outcomes(payload, "LabelSmoothedCE").values())
 

@@ -8,6 +8,8 @@ import time
 import torch
 from torch import nn
 
+from lsuite import dropin
+
 
 class TargetDistributionCE(nn.Module):
     """Correct: builds q = (1-eps)·onehot + eps/K explicitly, loss = -Σ w_c q_c log p_c."""
@@ -126,6 +128,11 @@ class Raises(TargetDistributionCE):
 class Hangs(TargetDistributionCE):
     def forward(self, input, target):
         time.sleep(3600)
+
+
+# The same hang with 1/20 of --ls-timeout for its checks (1 s of test_plugin.py's 20): caught
+# fast, while a correct drop-in beside it keeps a limit that no load makes it reach.
+HangsBriefly = dropin(Hangs, name="HangsBriefly", time_factor=0.05)
 
 
 class DetachedSmoothingTerm(TargetDistributionCE):
