@@ -315,6 +315,9 @@ def test_a_step_past_its_budget_is_stopped_with_its_children(tmp_path, fake_gpu,
 def test_sigterm_stops_the_running_step_and_still_writes_the_summary(tmp_path, fake_gpu, monkeypatch):
     out = tmp_path / "proof"
     seen = []
+    # a step that ignores the Ctrl-C (started from a background shell, SIGINT ignored) is
+    # killed after the grace: 2 s here, not 15
+    monkeypatch.setattr(gpu_proof, "GRACE_S", 2)
     previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("ours"))  # not a KeyboardInterrupt
     terminate = "import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(60)"
     monkeypatch.setattr(gpu_proof, "plan", lambda o, gpus, workers: [_stub(o, "stopped", terminate),

@@ -7,6 +7,7 @@ Real `pytest suites/` runs in subprocesses, as a user runs them."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from selftests import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLS = ROOT / "selftests" / "impls"
@@ -27,7 +30,9 @@ HOSTILE = {  # drop-in -> words its failed checks' messages must contain
 # A reference check and two Hypothesis invariants (one of them a shift: the invariants
 # compare an implementation with itself, where a poisoned judge would not show).
 SELECTION = "every_dtype_and_reduction or shifting_a_rows or forward_under_no_grad"
-LIMIT_S = 3  # --ls-timeout for these runs
+# --ls-timeout for these runs: HangsInC's record cuts it to 3 s for its own checks; a correct
+# check under load never reaches it (a 3 s limit for all once failed a correct drop-in).
+LIMIT_S = 60
 BOUND_S = 180  # the whole hostile run must end within this
 
 
@@ -102,6 +107,9 @@ def test_the_hostile_run_ends_in_bounded_time_and_writes_both_files(runs):
     payload = json.loads((hostile_dir / "results.json").read_text())
     assert payload["complete"] is True and (hostile_dir / "report.html").stat().st_size > 0
     assert "INTERNALERROR" not in hostile.stdout + hostile.stderr
+    # the hang was caught at its record's own limit (3 s), not at the run's 60 s
+    (hung,) = [c for c in payload["checks"] if c["impl"] == "HangsInC" and "Timeout" in c["message"]]
+    assert float(re.search(r"no answer within ([\d.]+) s", hung["message"]).group(1)) <= 3, hung["message"]
 
 
 def test_a_module_that_exits_on_import_is_one_usage_error_line(tmp_path):
@@ -123,13 +131,21 @@ def test_the_implementation_budget_stops_its_run_with_the_reason(tmp_path):
     assert proc.returncode == 1 and cut and any(c["outcome"] == "passed" for c in ran)
 
 
-def _interrupted_run(out: Path, delay: float) -> tuple[int, str]:
-    """A run of one correct drop-in, SIGINT `delay` seconds after collection ended."""
+def _interactive() -> None:
+    """SIGINT as a terminal leaves it: a run started in the background (nohup, `cmd &` in a
+    script) inherits SIGINT ignored, and its Ctrl-C would prove nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _interrupted_run(out: Path, delay: float, marker: str) -> tuple[int, str]:
+    """A run of one correct drop-in, SIGINT `delay` seconds after collection ended. Its
+    processes (the run, its fork server, workers) carry `marker` in their environment."""
     args = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_conformance.py"),
             str(ROOT / "suites" / "test_invariants.py"), f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider",
             f"--ls-report-dir={out}", "--ls-impl", CORRECT[1]]
+    key, _, value = marker.partition("=")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=_interactive, env={**os.environ, key: value})
     seen = []
     for line in proc.stdout:  # the session has started once pytest says what it collected
         seen.append(line)
@@ -146,24 +162,69 @@ def _interrupted_run(out: Path, delay: float) -> tuple[int, str]:
 
 
 def test_ctrl_c_at_random_moments_stops_the_run_and_keeps_what_was_measured(tmp_path):
-    """20 real SIGINTs at random moments of a session: each stops it promptly with pytest's
-    interrupted status, kills the workers, and leaves results.json marked incomplete beside
-    a report holding what was measured, also when the KeyboardInterrupt lands where Python
-    swallows it (a garbage-collector callback). (A Ctrl-C while Python is still importing
-    pytest's plugins, before the session, ends the interpreter the usual way: nothing was
-    measured.)"""
+    """Real SIGINTs at random moments of a session (20 with LS_SELFTEST_SWEEP=1, else the
+    first 8 of the same 20): each stops it promptly with pytest's interrupted status, kills
+    the workers, and leaves results.json marked incomplete beside a report holding what was
+    measured, also when the KeyboardInterrupt lands where Python swallows it (a
+    garbage-collector callback). (A Ctrl-C while Python is still importing pytest's
+    plugins, before the session, ends the interpreter the usual way: nothing was measured.)"""
     rng = random.Random(20)
-    for trial in range(20):
+    marker = f"LS_SELFTEST_CTRL_C={os.getpid()}-{time.monotonic_ns()}"
+    trials = 20 if sweep.SWEEP else 8
+    interrupted = 0
+    for trial in range(trials):
         out = tmp_path / f"t{trial}"
-        code, output = _interrupted_run(out, rng.uniform(0.0, 4.0))
+        code, output = _interrupted_run(out, rng.uniform(0.0, 4.0), marker)
         assert "INTERNALERROR" not in output, output[-2000:]
         if code in (0, -signal.SIGINT) and " passed" in output.splitlines()[-1]:
             # the run ended before the signal landed (at exit, Python's default handler)
             assert json.loads((out / "results.json").read_text())["complete"] is True
             continue
-        assert code == pytest.ExitCode.INTERRUPTED, (trial, code, output[-2000:])
+        if code != pytest.ExitCode.INTERRUPTED:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "pytest.log").write_text(output)  # whole: an assertion message is cut short
+            pytest.fail(f"trial {trial}: exit {code}, not pytest's interrupted status; its output: "
+                        f"{out / 'pytest.log'}\n{output[-3000:]}", pytrace=False)
         payload = json.loads((out / "results.json").read_text())
         assert payload["complete"] is False, trial
         assert "Incomplete run" in (out / "report.html").read_text()
-    leftover = subprocess.run(["pgrep", "-f", "ls-impl-"], capture_output=True, text=True).stdout
-    assert not leftover.strip(), f"worker processes left running: {leftover}"
+        interrupted += 1
+    assert interrupted >= trials // 2, \
+        f"only {interrupted} of {trials} runs were still going when their Ctrl-C came"
+    deadline = time.monotonic() + 10  # a fork server exits once its last client has gone
+    while _started_by(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _started_by(marker), f"processes of the runs left running: {_started_by(marker)}"
+
+
+def _started_by(marker: str) -> list[str]:
+    """The live processes whose environment holds `marker` (what the runs started)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes().split(b"\0"):
+                pids.append(environ.parent.name)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return pids
+
+
+LINELESS = """
+import sys, types
+
+def test_interrupted_where_python_has_no_line_number():
+    # what a Ctrl-C landing on an instruction without a line number (the cleanup of an
+    # exception handler) leaves in the traceback: an entry whose tb_lineno is None
+    raise KeyboardInterrupt().with_traceback(types.TracebackType(None, sys._getframe(), 10**6, -1))
+"""
+
+
+def test_a_ctrl_c_where_python_has_no_line_number_is_still_an_interrupted_run(pytester, monkeypatch):
+    """pytest's report of such a KeyboardInterrupt fails (a TypeError, exit status 1); the
+    plugin unlinks the entry first (lsuite/pytest_plugin/outputs.py)."""
+    pytester.makepyfile(test_lineless=LINELESS)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    result = pytester.runpytest_subprocess("-p", "lsuite.pytest_plugin.plugin", "-p", "no:cacheprovider")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, text[-3000:]
+    assert "TypeError" not in text and "KeyboardInterrupt" in result.stdout.str(), text[-3000:]

@@ -37,6 +37,23 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
+def drop_lineless_frames(exc: BaseException) -> None:
+    """Unlink the traceback entries without a line number from `exc` and the exceptions it
+    chains. A Ctrl-C can land on an instruction that has none (Python 3.11+: the cleanup
+    of an exception handler), and pytest's report of the KeyboardInterrupt then fails
+    (TracebackEntry.lineno: None - 1): a TypeError and exit status 1 instead of 2."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            if tb.tb_next.tb_lineno is None:
+                tb.tb_next = tb.tb_next.tb_next
+            else:
+                tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+
+
 def install_interrupt() -> None:
     try:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

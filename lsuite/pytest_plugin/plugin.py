@@ -135,6 +135,11 @@ def pytest_runtest_setup(item):
     outputs.Interrupt.check()
 
 
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter formats it
+def pytest_keyboard_interrupt(excinfo):
+    outputs.drop_lineless_frames(excinfo.value)
+
+
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)

@@ -10,15 +10,22 @@ import signal
 import torch
 import torch.nn.functional as F
 
+from lsuite import dropin
 from selftests.impls.dropins import TargetDistributionCE
 
 
-class HangsInC(TargetDistributionCE):
+class _HangingCE(TargetDistributionCE):
     """A C loop that never checks for signals (catastrophic regex backtracking holds the GIL)."""
 
     def forward(self, input, target):
         re.match(r"(a+)+$", "a" * 64 + "b")
         return super().forward(input, target)
+
+
+# Its checks get 1/20 of --ls-timeout (3 s of test_isolation.py's 60): the hang, which never
+# ends, is caught at a short limit, while the drop-ins beside it keep a limit that no load
+# makes a correct check reach.
+HangsInC = dropin(_HangingCE, name="HangsInC", time_factor=0.05)
 
 
 class ExitsTheProcess(TargetDistributionCE):
